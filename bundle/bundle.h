@@ -1,0 +1,112 @@
+/* pcapferry's bundle library: the one contract between the sensor side
+ * (capture, bundle create) and the central side (import, bundle open). */
+#ifndef PF_BUNDLE_H
+#define PF_BUNDLE_H
+
+#include <jansson.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bundle/header.h"
+#include "bundle/manifest.h"
+#include "bundle/names.h"
+#include "bundle/pcapinfo.h"
+#include "keys/keyring.h"
+
+#define PF_DEFAULT_LEVEL 3
+
+typedef struct pf_create_input {
+    const char *path;
+    const char *name;      /* name inside the bundle; NULL: basename of path */
+    json_t *capture_stats; /* optional (borrowed) */
+} pf_create_input;
+
+typedef struct pf_create_opts {
+    const pf_seckey *sensor;
+    const pf_pubkey *central;
+    const char *outdir;
+    const char *state_dir; /* sequence state; NULL: use seq */
+    uint64_t seq;
+    int level;
+    int workers;
+    uint32_t chunk_size; /* 0: default */
+    bool allow_unreadable;
+    json_t *capture;    /* optional capture settings (borrowed) */
+    int64_t created_ns; /* 0: now */
+} pf_create_opts;
+
+typedef struct pf_create_result {
+    char path[PATH_MAX];
+    char name[PF_BUNDLE_NAME_MAX];
+    uint64_t seq;
+    uint8_t bundle_hash[PF_HASH_BYTES];
+    uint64_t bytes_in, bytes_out, packets;
+    size_t nfiles, damaged, unreadable;
+} pf_create_result;
+
+/* Packs capture files into one bundle in outdir, atomically. */
+int pf_bundle_create(const pf_create_opts *o, const pf_create_input *in, size_t n,
+                     pf_create_result *res, pf_err *e);
+
+/* What a successful extraction hands back. */
+typedef struct pf_extracted {
+    pf_header hdr;
+    pf_manifest *manifest;
+    uint8_t *manifest_raw; /* the signed bytes, kept for provenance */
+    size_t manifest_len;
+    uint8_t manifest_sig[PF_SIG_BYTES];
+    uint8_t bundle_hash[PF_HASH_BYTES];
+    uint64_t bundle_bytes;
+} pf_extracted;
+
+void pf_extracted_clear(pf_extracted *x);
+
+/* Full verification and extraction of the bundle on fd into stage_dirfd,
+ * under each entry's name. On failure everything it created there is
+ * removed. The caller decides where the files finally go. */
+__attribute__((warn_unused_result)) int pf_bundle_extract(int fd, const char *what,
+                                                          const pf_seckey *central,
+                                                          const char *keyring, int stage_dirfd,
+                                                          pf_extracted *out, pf_err *e);
+
+/* bundle open: extract into outdir, all or nothing. */
+__attribute__((warn_unused_result)) int pf_bundle_open(const char *path, const pf_seckey *central,
+                                                       const char *keyring, const char *outdir,
+                                                       pf_extracted *out, pf_err *e);
+
+/* Public-key verification: complete, unmodified, signed by a trusted and
+ * unrevoked sensor. No secret key involved. */
+typedef struct pf_verified {
+    pf_header hdr;
+    uint8_t bundle_hash[PF_HASH_BYTES];
+    uint64_t bytes, chunks;
+} pf_verified;
+
+__attribute__((warn_unused_result)) int pf_bundle_verify(const char *path, const char *keyring,
+                                                         pf_verified *out, pf_err *e);
+
+/* Reads only the plaintext header (no keys). */
+__attribute__((warn_unused_result)) int pf_bundle_read_header(const char *path, pf_header *out,
+                                                              uint64_t *file_size, pf_err *e);
+
+/* Sensor sequence state (see docs/FORMAT.md, "Sequence numbers"). */
+typedef struct pf_seq_state {
+    int lock_fd;
+    char dir[PATH_MAX];
+    char sensor[PF_NAME_MAX + 1];
+    uint64_t next_seq;
+    uint64_t last_seq;
+    uint8_t last_hash[PF_HASH_BYTES];
+} pf_seq_state;
+
+/* Locks dir (one writer at a time) and loads the state, or starts one. */
+int pf_state_open(pf_seq_state *st, const char *dir, const char *sensor, pf_err *e);
+/* Takes the next seq and makes it durable before it is used, so a crash
+ * can never lead to the same seq twice. */
+int pf_state_reserve(pf_seq_state *st, uint64_t *seq, pf_err *e);
+/* Records seq as the last bundle written, with its hash. */
+int pf_state_commit(pf_seq_state *st, uint64_t seq, const uint8_t hash[PF_HASH_BYTES], pf_err *e);
+void pf_state_close(pf_seq_state *st);
+
+#endif

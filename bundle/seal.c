@@ -1,0 +1,231 @@
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "bundle/stream.h"
+#include "common/buf.h"
+#include "common/fsutil.h"
+
+struct pf_sealer {
+    int fd;
+    const char *what;
+    pf_header hdr;
+    const uint8_t *sign_sk;                          /* borrowed from the caller's pf_seckey */
+    crypto_secretstream_xchacha20poly1305_state *ss; /* sodium_malloc */
+    crypto_generichash_state *hash;                  /* running BLAKE2b of the file */
+    ZSTD_CCtx *zc;
+    uint8_t *plain; /* one chunk of compressed bytes waiting to be sealed */
+    size_t plain_len;
+    uint8_t *wire; /* u32 length || ciphertext */
+    uint64_t content_in;
+    uint64_t bytes_out;
+    uint64_t chunks;
+    bool finished;
+};
+
+int pf_stream_key(uint8_t key[32], const uint8_t session[32], const pf_header *h)
+{
+    /* Binding signer, recipient and seq into the key means a chunk can only
+     * ever decrypt under the header it was made for. */
+    uint8_t info[sizeof PF_KDF_STREAM + 2 * PF_KEYID_BYTES + 8];
+    size_t n = sizeof PF_KDF_STREAM;
+    memcpy(info, PF_KDF_STREAM, n);
+    memcpy(info + n, h->signer_id, PF_KEYID_BYTES);
+    memcpy(info + n + PF_KEYID_BYTES, h->recipient_id, PF_KEYID_BYTES);
+    pf_store_u64(info + n + 2 * PF_KEYID_BYTES, h->seq);
+    return crypto_generichash(key, 32, info, sizeof info, session, 32);
+}
+
+static int emit(pf_sealer *s, const void *data, size_t len, pf_err *e)
+{
+    if (pf_write_all(s->fd, data, len, s->what, e) != 0)
+        return -1;
+    crypto_generichash_update(s->hash, data, len);
+    s->bytes_out += len;
+    return 0;
+}
+
+static int seal_chunk(pf_sealer *s, unsigned char tag, pf_err *e)
+{
+    unsigned long long clen = 0;
+    if (crypto_secretstream_xchacha20poly1305_push(s->ss, s->wire + 4, &clen, s->plain,
+                                                   s->plain_len, s->hdr.hash, sizeof s->hdr.hash,
+                                                   tag) != 0)
+        return pf_err_set(e, PF_EENV, "%s: encryption failed", s->what);
+    pf_store_u32(s->wire, (uint32_t)clen);
+    s->plain_len = 0;
+    s->chunks++;
+    return emit(s, s->wire, (size_t)clen + 4, e);
+}
+
+pf_sealer *pf_sealer_new(const pf_seckey *sensor, const pf_pubkey *central, const pf_seal_params *p,
+                         int fd, const char *what, pf_err *e)
+{
+    pf_sealer *s = NULL;
+    uint8_t *eph_sk = NULL, *session = NULL, *key = NULL;
+    uint8_t rx[crypto_kx_SESSIONKEYBYTES];
+    bool ok = false;
+
+    if (sensor->pub.role != PF_ROLE_SENSOR || central->role != PF_ROLE_CENTRAL) {
+        pf_err_set(e, PF_EUSAGE,
+                   "bundles are signed with a sensor key and sealed to a central key");
+        goto out;
+    }
+    s = calloc(1, sizeof *s);
+    if (s == NULL)
+        goto nomem;
+    s->fd = fd;
+    s->what = what;
+    s->sign_sk = sensor->sign_sk;
+    pf_header *h = &s->hdr;
+    snprintf(h->sensor, sizeof h->sensor, "%s",
+             p->sensor_name != NULL ? p->sensor_name : sensor->pub.name);
+    memcpy(h->signer_id, sensor->pub.key_id, PF_KEYID_BYTES);
+    memcpy(h->recipient_id, central->key_id, PF_KEYID_BYTES);
+    h->seq = p->seq;
+    h->prev_seq = p->prev_seq;
+    memcpy(h->prev_hash, p->prev_hash, PF_HASH_BYTES);
+    h->created_ns = p->created_ns;
+    h->chunk_size = p->chunk_size != 0 ? p->chunk_size : PF_CHUNK_DEFAULT_BYTES;
+    h->plain_len_max = p->plain_len_max;
+    if (h->chunk_size < PF_CHUNK_MIN_BYTES || h->chunk_size > PF_CHUNK_MAX_BYTES || h->seq == 0 ||
+        h->plain_len_max == 0 || h->plain_len_max > PF_PLAIN_MAX_BYTES) {
+        pf_err_set(e, PF_EUSAGE, "%s: invalid sealing parameters", what);
+        goto out;
+    }
+
+    eph_sk = sodium_malloc(crypto_kx_SECRETKEYBYTES);
+    session = sodium_malloc(crypto_kx_SESSIONKEYBYTES);
+    key = sodium_malloc(crypto_secretstream_xchacha20poly1305_KEYBYTES);
+    s->ss = sodium_malloc(sizeof *s->ss);
+    s->hash = sodium_malloc(sizeof *s->hash);
+    s->plain = malloc(h->chunk_size);
+    s->wire = malloc((size_t)h->chunk_size + PF_CHUNK_ABYTES + 4);
+    if (!eph_sk || !session || !key || !s->ss || !s->hash || !s->plain || !s->wire)
+        goto nomem;
+    if (crypto_kx_keypair(h->eph_pk, eph_sk) != 0 ||
+        crypto_kx_client_session_keys(rx, session, h->eph_pk, eph_sk, central->box_pk) != 0) {
+        pf_err_set(e, PF_EREJECT, "%s: key agreement with the central key failed (weak key?)",
+                   what);
+        goto out;
+    }
+    if (pf_stream_key(key, session, h) != 0 ||
+        crypto_secretstream_xchacha20poly1305_init_push(s->ss, h->ss_header, key) != 0) {
+        pf_err_set(e, PF_EENV, "%s: stream key setup failed", what);
+        goto out;
+    }
+    if (pf_header_seal(h, sensor->sign_sk, e) != 0)
+        goto out;
+
+    s->zc = ZSTD_createCCtx();
+    if (s->zc == NULL)
+        goto nomem;
+    /* Levels up to 19 keep zstd's window within 2^23 by default; above
+     * that the window is pinned so every opener can decode with 8 MiB. */
+    if (ZSTD_isError(ZSTD_CCtx_setParameter(s->zc, ZSTD_c_compressionLevel, p->level)) ||
+        (p->level > 19 &&
+         ZSTD_isError(ZSTD_CCtx_setParameter(s->zc, ZSTD_c_windowLog, PF_ZSTD_WINDOW_LOG_MAX))) ||
+        (p->workers > 0 &&
+         ZSTD_isError(ZSTD_CCtx_setParameter(s->zc, ZSTD_c_nbWorkers, p->workers)))) {
+        pf_err_set(e, PF_EUSAGE, "%s: zstd rejected level %d / %d workers", what, p->level,
+                   p->workers);
+        goto out;
+    }
+    if (crypto_generichash_init(s->hash, NULL, 0, PF_HASH_BYTES) != 0)
+        goto nomem;
+    if (emit(s, h->raw, h->raw_len, e) != 0)
+        goto out;
+    ok = true;
+    goto out;
+nomem:
+    pf_err_set(e, PF_EENV, "%s: out of memory", what);
+out:
+    sodium_memzero(rx, sizeof rx);
+    sodium_free(eph_sk);
+    sodium_free(session);
+    sodium_free(key);
+    if (!ok) {
+        pf_sealer_free(s);
+        s = NULL;
+    }
+    return s;
+}
+
+const pf_header *pf_sealer_header(const pf_sealer *s)
+{
+    return &s->hdr;
+}
+
+/* Runs zstd until it has consumed the input (or, ending, flushed all),
+ * sealing each full chunk; the last chunk stays buffered so that finish can
+ * tag it FINAL. */
+static int compress(pf_sealer *s, ZSTD_inBuffer *in, ZSTD_EndDirective mode, pf_err *e)
+{
+    for (;;) {
+        if (s->plain_len == s->hdr.chunk_size && seal_chunk(s, 0, e) != 0)
+            return -1;
+        ZSTD_outBuffer out = {s->plain, s->hdr.chunk_size, s->plain_len};
+        size_t left = ZSTD_compressStream2(s->zc, &out, in, mode);
+        if (ZSTD_isError(left))
+            return pf_err_set(e, PF_EENV, "%s: compression failed: %s", s->what,
+                              ZSTD_getErrorName(left));
+        s->plain_len = out.pos;
+        if (mode == ZSTD_e_end ? left == 0 : in->pos == in->size)
+            return 0;
+    }
+}
+
+int pf_sealer_write(pf_sealer *s, const void *data, size_t len, pf_err *e)
+{
+    if (s->finished)
+        return pf_err_set(e, PF_EENV, "%s: write after finish", s->what);
+    if (len > s->hdr.plain_len_max - s->content_in)
+        return pf_err_set(e, PF_EENV, "%s: content exceeds the size declared in the header",
+                          s->what);
+    s->content_in += len;
+    ZSTD_inBuffer in = {data, len, 0};
+    return compress(s, &in, ZSTD_e_continue, e);
+}
+
+int pf_sealer_finish(pf_sealer *s, uint8_t bundle_hash[PF_HASH_BYTES], uint64_t *bytes_out,
+                     pf_err *e)
+{
+    uint8_t marker[4] = {0, 0, 0, 0};
+    uint8_t trailer[PF_TRAILER_BYTES];
+    ZSTD_inBuffer in = {NULL, 0, 0};
+
+    if (s->finished)
+        return pf_err_set(e, PF_EENV, "%s: finished twice", s->what);
+    s->finished = true;
+    if (compress(s, &in, ZSTD_e_end, e) != 0)
+        return -1;
+    if (seal_chunk(s, crypto_secretstream_xchacha20poly1305_TAG_FINAL, e) != 0)
+        return -1;
+    if (emit(s, marker, sizeof marker, e) != 0)
+        return -1;
+    uint64_t body_len = s->bytes_out;
+    crypto_generichash_final(s->hash, bundle_hash, PF_HASH_BYTES);
+    pf_trailer_build(trailer, &s->hdr, body_len, bundle_hash, s->sign_sk);
+    if (pf_write_all(s->fd, trailer, sizeof trailer, s->what, e) != 0)
+        return -1;
+    s->bytes_out += sizeof trailer;
+    if (bytes_out != NULL)
+        *bytes_out = s->bytes_out;
+    return 0;
+}
+
+void pf_sealer_free(pf_sealer *s)
+{
+    if (s == NULL)
+        return;
+    sodium_free(s->ss);
+    sodium_free(s->hash);
+    ZSTD_freeCCtx(s->zc);
+    if (s->plain != NULL) {
+        /* compressed plaintext of captures: wipe before returning it */
+        sodium_memzero(s->plain, s->hdr.chunk_size);
+        free(s->plain);
+    }
+    free(s->wire);
+    free(s);
+}

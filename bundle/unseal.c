@@ -1,0 +1,276 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "bundle/stream.h"
+#include "common/buf.h"
+#include "common/fsutil.h"
+
+struct pf_unsealer {
+    int fd;
+    const char *what;
+    pf_header hdr;
+    uint8_t sign_pk[PF_SIGN_PK_BYTES];
+    crypto_secretstream_xchacha20poly1305_state *ss; /* sodium_malloc */
+    crypto_generichash_state *hash;
+    ZSTD_DCtx *zd;
+    uint8_t *wire;  /* ciphertext of one chunk */
+    uint8_t *plain; /* its decrypted (still compressed) bytes */
+    size_t plain_len, plain_pos;
+    uint64_t bytes_in;
+    uint64_t content_out;
+    uint64_t chunks;
+    bool begun, final_seen, ended, failed;
+    size_t zstd_left; /* last ZSTD_decompressStream hint; 0 = frame complete */
+    uint8_t bundle_hash[PF_HASH_BYTES];
+};
+
+/* Reads exactly n bytes; a short read means the file is still arriving. */
+static int take(pf_unsealer *u, void *buf, size_t n, const char *where, pf_err *e)
+{
+    ssize_t got = pf_read_full(u->fd, buf, n);
+    if (got < 0)
+        return pf_err_sys(e, errno, "%s: read failed", u->what);
+    if ((size_t)got < n)
+        return pf_err_set(e, PF_EINCOMPLETE,
+                          "%s: incomplete: file ends inside %s (still being copied, or truncated)",
+                          u->what, where);
+    crypto_generichash_update(u->hash, buf, n);
+    u->bytes_in += n;
+    return 0;
+}
+
+pf_unsealer *pf_unsealer_new(int fd, const char *what, pf_err *e)
+{
+    uint8_t raw[PF_HEADER_MAX_BYTES];
+    size_t total = 0;
+    pf_unsealer *u = calloc(1, sizeof *u);
+    if (u == NULL) {
+        pf_err_set(e, PF_EENV, "%s: out of memory", what);
+        return NULL;
+    }
+    u->fd = fd;
+    u->what = what;
+    u->hash = sodium_malloc(sizeof *u->hash);
+    u->ss = sodium_malloc(sizeof *u->ss);
+    if (u->hash == NULL || u->ss == NULL || crypto_generichash_init(u->hash, NULL, 0, 32) != 0) {
+        pf_err_set(e, PF_EENV, "%s: out of memory", what);
+        goto fail;
+    }
+    if (take(u, raw, PF_HEADER_PREFIX_BYTES, "the header", e) != 0)
+        goto fail;
+    if (pf_header_prefix_len(raw, &total, e) != 0)
+        goto fail;
+    if (take(u, raw + PF_HEADER_PREFIX_BYTES, total - PF_HEADER_PREFIX_BYTES, "the header", e))
+        goto fail;
+    if (pf_header_decode(raw, total, &u->hdr, e) != 0)
+        goto fail;
+    return u;
+fail:
+    pf_err_prefix(e, "%s: ", what);
+    pf_unsealer_free(u);
+    return NULL;
+}
+
+const pf_header *pf_unsealer_header(const pf_unsealer *u)
+{
+    return &u->hdr;
+}
+
+int pf_unsealer_begin(pf_unsealer *u, const pf_pubkey *sensor, const pf_seckey *central, pf_err *e)
+{
+    uint8_t *session = NULL, *key = NULL;
+    uint8_t tx[crypto_kx_SESSIONKEYBYTES];
+    int rc = -1;
+    const pf_header *h = &u->hdr;
+
+    if (central->pub.role != PF_ROLE_CENTRAL) {
+        pf_err_set(e, PF_EUSAGE, "opening a bundle needs the central secret key");
+        goto out;
+    }
+    if (sodium_memcmp(h->recipient_id, central->pub.key_id, PF_KEYID_BYTES) != 0) {
+        char id[PF_KEYID_HEX_BYTES];
+        pf_hex(id, h->recipient_id, PF_KEYID_BYTES);
+        pf_err_set(e, PF_EREJECT, "%s: sealed to another central key (%s), not ours", u->what, id);
+        goto out;
+    }
+    if (pf_header_verify(h, sensor->sign_pk, e) != 0) {
+        pf_err_prefix(e, "%s: ", u->what);
+        goto out;
+    }
+    memcpy(u->sign_pk, sensor->sign_pk, sizeof u->sign_pk);
+    session = sodium_malloc(crypto_kx_SESSIONKEYBYTES);
+    key = sodium_malloc(crypto_secretstream_xchacha20poly1305_KEYBYTES);
+    u->wire = malloc((size_t)h->chunk_size + PF_CHUNK_ABYTES);
+    u->plain = malloc(h->chunk_size);
+    u->zd = ZSTD_createDCtx();
+    if (!session || !key || !u->wire || !u->plain || !u->zd) {
+        pf_err_set(e, PF_EENV, "%s: out of memory", u->what);
+        goto out;
+    }
+    if (crypto_kx_server_session_keys(session, tx, central->pub.box_pk, central->box_sk,
+                                      h->eph_pk) != 0) {
+        pf_err_set(e, PF_EREJECT, "%s: key agreement failed (invalid ephemeral key)", u->what);
+        goto out;
+    }
+    if (pf_stream_key(key, session, h) != 0 ||
+        crypto_secretstream_xchacha20poly1305_init_pull(u->ss, h->ss_header, key) != 0) {
+        pf_err_set(e, PF_EREJECT, "%s: invalid stream header", u->what);
+        goto out;
+    }
+    if (ZSTD_isError(ZSTD_DCtx_setParameter(u->zd, ZSTD_d_windowLogMax, PF_ZSTD_WINDOW_LOG_MAX))) {
+        pf_err_set(e, PF_EENV, "%s: zstd setup failed", u->what);
+        goto out;
+    }
+    u->begun = true;
+    rc = 0;
+out:
+    sodium_memzero(tx, sizeof tx);
+    sodium_free(session);
+    sodium_free(key);
+    return rc;
+}
+
+/* After the final chunk: end marker, trailer, and nothing more. */
+static int read_trailer(pf_unsealer *u, pf_err *e)
+{
+    uint8_t trailer[PF_TRAILER_BYTES], extra;
+    uint64_t body_len = u->bytes_in;
+    crypto_generichash_final(u->hash, u->bundle_hash, PF_HASH_BYTES);
+    ssize_t got = pf_read_full(u->fd, trailer, sizeof trailer);
+    if (got < 0)
+        return pf_err_sys(e, errno, "%s: read failed", u->what);
+    if ((size_t)got < sizeof trailer)
+        return pf_err_set(e, PF_EINCOMPLETE,
+                          "%s: incomplete: file ends inside the trailer (still being copied, or "
+                          "truncated)",
+                          u->what);
+    u->bytes_in += sizeof trailer;
+    if (pf_trailer_check(trailer, &u->hdr, body_len, u->bundle_hash, u->sign_pk, e) != 0) {
+        pf_err_prefix(e, "%s: ", u->what);
+        return -1;
+    }
+    got = pf_read_full(u->fd, &extra, 1);
+    if (got < 0)
+        return pf_err_sys(e, errno, "%s: read failed", u->what);
+    if (got > 0)
+        return pf_err_set(e, PF_EREJECT, "%s: unexpected data after the trailer", u->what);
+    return 0;
+}
+
+static int next_chunk(pf_unsealer *u, pf_err *e)
+{
+    uint8_t lenbuf[4];
+    unsigned long long mlen = 0;
+    unsigned char tag = 0;
+
+    if (take(u, lenbuf, sizeof lenbuf, "a chunk length", e) != 0)
+        return -1;
+    uint32_t clen = pf_load_u32(lenbuf);
+    if (u->final_seen) {
+        if (clen != 0)
+            return pf_err_set(e, PF_EREJECT, "%s: data after the final chunk", u->what);
+        return read_trailer(u, e);
+    }
+    if (clen == 0)
+        return pf_err_set(e, PF_EREJECT,
+                          "%s: end marker before the final chunk (chunks removed or truncated "
+                          "and re-terminated)",
+                          u->what);
+    if (clen < PF_CHUNK_ABYTES || clen > u->hdr.chunk_size + PF_CHUNK_ABYTES)
+        return pf_err_set(e, PF_EREJECT, "%s: chunk %llu has impossible length %u", u->what,
+                          (unsigned long long)u->chunks, clen);
+    if (take(u, u->wire, clen, "a chunk", e) != 0)
+        return -1;
+    if (crypto_secretstream_xchacha20poly1305_pull(u->ss, u->plain, &mlen, &tag, u->wire, clen,
+                                                   u->hdr.hash, sizeof u->hdr.hash) != 0)
+        return pf_err_set(e, PF_EREJECT,
+                          "%s: chunk %llu fails authentication (modified, reordered, or from "
+                          "another bundle)",
+                          u->what, (unsigned long long)u->chunks);
+    if (tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL)
+        u->final_seen = true;
+    else if (tag != crypto_secretstream_xchacha20poly1305_TAG_MESSAGE)
+        return pf_err_set(e, PF_EREJECT, "%s: chunk %llu carries an unexpected tag %u", u->what,
+                          (unsigned long long)u->chunks, tag);
+    u->chunks++;
+    u->plain_len = (size_t)mlen;
+    u->plain_pos = 0;
+    return 0;
+}
+
+ssize_t pf_unsealer_read(pf_unsealer *u, void *buf, size_t len, pf_err *e)
+{
+    if (!u->begun || u->failed)
+        return pf_err_set(e, PF_EENV, "%s: read from an unauthenticated or failed stream", u->what);
+    if (u->ended || len == 0)
+        return 0;
+    for (;;) {
+        ZSTD_inBuffer in = {u->plain, u->plain_len, u->plain_pos};
+        ZSTD_outBuffer out = {buf, len, 0};
+        if (in.pos < in.size || u->zstd_left != 0) {
+            size_t r = ZSTD_decompressStream(u->zd, &out, &in);
+            if (ZSTD_isError(r)) {
+                u->failed = true;
+                return pf_err_set(e, PF_EREJECT, "%s: content does not decompress: %s", u->what,
+                                  ZSTD_getErrorName(r));
+            }
+            u->zstd_left = r;
+            u->plain_pos = in.pos;
+            if (out.pos > 0) {
+                if (out.pos > u->hdr.plain_len_max - u->content_out) {
+                    u->failed = true;
+                    return pf_err_set(e, PF_EREJECT,
+                                      "%s: content decompresses beyond the %llu bytes its header "
+                                      "declares (decompression bomb)",
+                                      u->what, (unsigned long long)u->hdr.plain_len_max);
+                }
+                u->content_out += out.pos;
+                return (ssize_t)out.pos;
+            }
+            if (u->plain_pos < u->plain_len)
+                continue;
+        }
+        /* This chunk is used up and zstd wants more input. */
+        if (u->final_seen) {
+            if (u->zstd_left != 0) {
+                u->failed = true;
+                return pf_err_set(e, PF_EREJECT, "%s: compressed content ends mid-frame", u->what);
+            }
+            if (next_chunk(u, e) != 0) {
+                u->failed = true;
+                return -1;
+            }
+            u->ended = true;
+            return 0;
+        }
+        if (next_chunk(u, e) != 0) {
+            u->failed = true;
+            return -1;
+        }
+    }
+}
+
+void pf_unsealer_result(const pf_unsealer *u, uint8_t bundle_hash[PF_HASH_BYTES],
+                        uint64_t *bytes_in)
+{
+    memcpy(bundle_hash, u->bundle_hash, PF_HASH_BYTES);
+    if (bytes_in != NULL)
+        *bytes_in = u->bytes_in;
+}
+
+void pf_unsealer_free(pf_unsealer *u)
+{
+    if (u == NULL)
+        return;
+    sodium_free(u->ss);
+    sodium_free(u->hash);
+    ZSTD_freeDCtx(u->zd);
+    free(u->wire);
+    if (u->plain != NULL) {
+        sodium_memzero(u->plain, u->hdr.chunk_size);
+        free(u->plain);
+    }
+    free(u);
+}

@@ -1,0 +1,269 @@
+#include "common/fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int pf_write_all(int fd, const void *buf, size_t len, const char *what, pf_err *e)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return pf_err_sys(e, errno, "%s: write failed", what);
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+ssize_t pf_read_full(int fd, void *buf, size_t n)
+{
+    uint8_t *p = buf;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+int pf_fsync_dirfd(int dirfd, const char *what, pf_err *e)
+{
+    if (fsync(dirfd) != 0 && errno != EINVAL)
+        return pf_err_sys(e, errno, "%s: fsync of directory failed", what);
+    return 0;
+}
+
+int pf_fsync_dir(const char *dir, pf_err *e)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return pf_err_sys(e, errno, "%s: cannot open directory", dir);
+    int rc = pf_fsync_dirfd(fd, dir, e);
+    close(fd);
+    return rc;
+}
+
+int pf_temp_name(char *out, size_t cap, const char *name)
+{
+    int n = snprintf(out, cap, ".%s.%08x.part", name, randombytes_random());
+    return (n < 0 || (size_t)n >= cap) ? -1 : 0;
+}
+
+int pf_rename_noreplace(int olddirfd, const char *oldname, int newdirfd, const char *newname)
+{
+    if (renameat2(olddirfd, oldname, newdirfd, newname, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    /* FUSE and some older filesystems: link() refuses an existing target. */
+    if (linkat(olddirfd, oldname, newdirfd, newname, 0) == 0) {
+        unlinkat(olddirfd, oldname, 0);
+        return 0;
+    }
+    if (errno != EPERM && errno != ENOTSUP && errno != EOPNOTSUPP)
+        return -1;
+    /* FAT has neither; the check-then-rename window is accepted there. */
+    struct stat st;
+    if (fstatat(newdirfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    return renameat(olddirfd, oldname, newdirfd, newname);
+}
+
+int pf_atomic_write(const char *dir, const char *name, const void *data, size_t len, mode_t mode,
+                    bool no_replace, pf_err *e)
+{
+    char tmp[NAME_MAX + 1];
+    int dfd = -1, fd = -1, rc = -1;
+    bool tmp_made = false;
+
+    if (pf_temp_name(tmp, sizeof tmp, name) != 0) {
+        pf_err_set(e, PF_EUSAGE, "%s/%s: file name too long", dir, name);
+        goto out;
+    }
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        pf_err_sys(e, errno, "%s: cannot open directory", dir);
+        goto out;
+    }
+    if (no_replace && faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+        pf_err_set(e, PF_EENV, "%s/%s: already exists; refusing to overwrite it", dir, name);
+        goto out;
+    }
+    fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0) {
+        pf_err_sys(e, errno, "%s/%s: cannot create", dir, tmp);
+        goto out;
+    }
+    tmp_made = true;
+    /* umask must not widen or narrow what the caller asked for. */
+    if (fchmod(fd, mode) != 0) {
+        pf_err_sys(e, errno, "%s/%s: chmod failed", dir, tmp);
+        goto out;
+    }
+    if (pf_write_all(fd, data, len, name, e) != 0)
+        goto out;
+    if (fsync(fd) != 0) {
+        pf_err_sys(e, errno, "%s/%s: fsync failed", dir, tmp);
+        goto out;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        pf_err_sys(e, errno, "%s/%s: close failed", dir, tmp);
+        goto out;
+    }
+    fd = -1;
+    int r = no_replace ? pf_rename_noreplace(dfd, tmp, dfd, name) : renameat(dfd, tmp, dfd, name);
+    if (r != 0) {
+        if (errno == EEXIST)
+            pf_err_set(e, PF_EENV, "%s/%s: already exists; refusing to overwrite it", dir, name);
+        else
+            pf_err_sys(e, errno, "%s/%s: rename failed", dir, name);
+        goto out;
+    }
+    tmp_made = false;
+    if (pf_fsync_dirfd(dfd, dir, e) != 0)
+        goto out;
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (tmp_made)
+        unlinkat(dfd, tmp, 0);
+    if (dfd >= 0)
+        close(dfd);
+    return rc;
+}
+
+void pf_free_file(uint8_t *buf, bool secure)
+{
+    if (buf == NULL)
+        return;
+    if (secure)
+        sodium_free(buf);
+    else
+        free(buf);
+}
+
+int pf_read_file(const char *path, size_t max, unsigned flags, uint8_t **out, size_t *len,
+                 pf_err *e)
+{
+    bool secure = (flags & PF_READ_SECURE) != 0;
+    int fd = -1, rc = -1;
+    uint8_t *buf = NULL;
+    struct stat st;
+
+    *out = NULL;
+    *len = 0;
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        if (errno == ELOOP)
+            pf_err_set(e, PF_EENV, "%s: is a symbolic link; refusing to follow it", path);
+        else
+            pf_err_sys(e, errno, "%s: cannot open", path);
+        goto out;
+    }
+    if (fstat(fd, &st) != 0) {
+        pf_err_sys(e, errno, "%s: cannot stat", path);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        pf_err_set(e, PF_EENV, "%s: not a regular file", path);
+        goto out;
+    }
+    if ((flags & PF_READ_PRIVATE) != 0 && (st.st_mode & 077) != 0) {
+        pf_err_set(e, PF_EENV,
+                   "%s: permissions %04o are too open: a secret key must not be accessible by "
+                   "group or others (fix with: chmod 600 %s)",
+                   path, (unsigned)(st.st_mode & 07777), path);
+        goto out;
+    }
+    if ((uint64_t)st.st_size > max) {
+        pf_err_set(e, PF_EREJECT, "%s: too large (%lld bytes, at most %zu expected)", path,
+                   (long long)st.st_size, max);
+        goto out;
+    }
+    /* One spare byte lets us notice a file that grew after fstat. */
+    size_t cap = (size_t)st.st_size + 1;
+    buf = secure ? sodium_malloc(cap) : malloc(cap);
+    if (buf == NULL) {
+        pf_err_set(e, PF_EENV, "%s: out of memory", path);
+        goto out;
+    }
+    ssize_t got = pf_read_full(fd, buf, cap);
+    if (got < 0) {
+        pf_err_sys(e, errno, "%s: read failed", path);
+        goto out;
+    }
+    if ((size_t)got == cap) {
+        pf_err_set(e, PF_EENV, "%s: changed while being read", path);
+        goto out;
+    }
+    *out = buf;
+    *len = (size_t)got;
+    buf = NULL;
+    rc = 0;
+out:
+    if (buf != NULL) {
+        sodium_memzero(buf, (size_t)st.st_size);
+        pf_free_file(buf, secure);
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+int pf_mkdir_p(const char *path, mode_t mode, pf_err *e)
+{
+    char tmp[PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof tmp)
+        return pf_err_set(e, PF_EUSAGE, "%s: bad directory path", path);
+    memcpy(tmp, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (tmp[i] != '/' && tmp[i] != '\0')
+            continue;
+        char c = tmp[i];
+        tmp[i] = '\0';
+        if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+            return pf_err_sys(e, errno, "%s: cannot create directory", tmp);
+        tmp[i] = c;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return pf_err_set(e, PF_EENV, "%s: not a directory", path);
+    return 0;
+}
+
+int pf_path_join(char *out, size_t cap, const char *dir, const char *name, pf_err *e)
+{
+    int n = snprintf(out, cap, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= cap)
+        return pf_err_set(e, PF_EUSAGE, "%s/%s: path too long", dir, name);
+    return 0;
+}
+
+const char *pf_basename(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash != NULL ? slash + 1 : path;
+}

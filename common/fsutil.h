@@ -1,0 +1,56 @@
+/* File helpers that make durability and atomicity the default: every file
+ * that becomes visible was written under a dot-named temporary name,
+ * fsynced, renamed and its directory fsynced. */
+#ifndef PF_FSUTIL_H
+#define PF_FSUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/pf_err.h"
+
+/* Writes all of buf or fails; `what` names the file in the message. */
+int pf_write_all(int fd, const void *buf, size_t len, const char *what, pf_err *e);
+
+/* Reads until n bytes or end of file. Returns the count, or -1 with errno. */
+ssize_t pf_read_full(int fd, void *buf, size_t n);
+
+int pf_fsync_dir(const char *dir, pf_err *e);
+int pf_fsync_dirfd(int dirfd, const char *what, pf_err *e);
+
+/* ".NAME.<random>.part": dot first and .part last, so rsync, Arkime and our
+ * own importer all skip it. */
+int pf_temp_name(char *out, size_t cap, const char *name);
+
+/* Renames without ever replacing an existing target (EEXIST instead). Falls
+ * back to link+unlink where the filesystem lacks RENAME_NOREPLACE. */
+int pf_rename_noreplace(int olddirfd, const char *oldname, int newdirfd, const char *newname);
+
+/* Creates DIR/NAME atomically with the given mode. With no_replace an
+ * existing NAME is an error and is never touched. */
+int pf_atomic_write(const char *dir, const char *name, const void *data, size_t len, mode_t mode,
+                    bool no_replace, pf_err *e);
+
+/* pf_read_file flags. SECURE: the buffer comes from sodium_malloc (for
+ * secrets) and must be released with pf_free_file(buf, true). PRIVATE: the
+ * file must not be accessible by group or others (ssh's rule for keys). */
+#define PF_READ_SECURE  1u
+#define PF_READ_PRIVATE 2u
+
+/* Reads a whole regular file of at most max bytes (no symlinks followed at
+ * the last component). */
+int pf_read_file(const char *path, size_t max, unsigned flags, uint8_t **out, size_t *len,
+                 pf_err *e);
+void pf_free_file(uint8_t *buf, bool secure);
+
+int pf_mkdir_p(const char *path, mode_t mode, pf_err *e);
+
+/* DIR/NAME into out; fails if it does not fit. */
+int pf_path_join(char *out, size_t cap, const char *dir, const char *name, pf_err *e);
+
+/* The part after the last '/'. */
+const char *pf_basename(const char *path);
+
+#endif

@@ -1,0 +1,82 @@
+#include "common/pf_err.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void pf_err_clear(pf_err *e)
+{
+    if (e == NULL)
+        return;
+    e->status = PF_OK;
+    e->msg[0] = '\0';
+}
+
+static void set_va(pf_err *e, enum pf_status status, const char *fmt, va_list ap)
+{
+    if (e == NULL || e->status != PF_OK)
+        return;
+    e->status = status;
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+}
+
+int pf_err_set(pf_err *e, enum pf_status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set_va(e, status, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int pf_err_sys(pf_err *e, int errnum, const char *fmt, ...)
+{
+    va_list ap;
+    if (e == NULL || e->status != PF_OK)
+        return -1;
+    va_start(ap, fmt);
+    set_va(e, PF_EENV, fmt, ap);
+    va_end(ap);
+    size_t used = strlen(e->msg);
+    snprintf(e->msg + used, sizeof e->msg - used, ": %s", strerror(errnum));
+    return -1;
+}
+
+void pf_err_prefix(pf_err *e, const char *fmt, ...)
+{
+    char prefix[PF_ERR_MSG_BYTES];
+    char old[PF_ERR_MSG_BYTES];
+    va_list ap;
+    if (e == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, e->msg, sizeof old);
+    size_t plen = strlen(prefix);
+    if (plen >= sizeof e->msg)
+        plen = sizeof e->msg - 1;
+    memcpy(e->msg, prefix, plen);
+    size_t olen = strnlen(old, sizeof old - 1);
+    if (olen > sizeof e->msg - 1 - plen)
+        olen = sizeof e->msg - 1 - plen;
+    memcpy(e->msg + plen, old, olen);
+    e->msg[plen + olen] = '\0';
+}
+
+int pf_err_exit_code(enum pf_status status)
+{
+    switch (status) {
+    case PF_OK:
+        return 0;
+    case PF_EREJECT:
+        return 1;
+    case PF_EINCOMPLETE:
+        return 75;
+    case PF_EUSAGE:
+    case PF_EENV:
+        return 2;
+    }
+    return 2;
+}
