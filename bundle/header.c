@@ -5,6 +5,9 @@
 
 #include "common/buf.h"
 
+#define INCOMPLETE_HEADER                                                                          \
+    "incomplete: file ends inside the header (still being copied, or truncated)"
+
 /* Signed messages are short (headers, trailers) or bounded (manifests, at
  * most a few MiB), so building ctx || NUL || msg in memory is fine. */
 static uint8_t *with_ctx(const char *ctx, const uint8_t *msg, size_t len, size_t *total)
@@ -101,11 +104,11 @@ int pf_header_decode(const uint8_t *buf, size_t len, pf_header *h, pf_err *e)
     size_t total = 0;
     memset(h, 0, sizeof *h);
     if (len < PF_HEADER_PREFIX_BYTES)
-        return pf_err_set(e, PF_EINCOMPLETE, "header is cut short");
+        return pf_err_set(e, PF_EINCOMPLETE, INCOMPLETE_HEADER);
     if (pf_header_prefix_len(buf, &total, e) != 0)
         return -1;
     if (len < total)
-        return pf_err_set(e, PF_EINCOMPLETE, "header is cut short");
+        return pf_err_set(e, PF_EINCOMPLETE, INCOMPLETE_HEADER);
     pf_rbuf_init(&r, buf, total);
     pf_rbuf_take(&r, PF_HEADER_PREFIX_BYTES - 2);
     h->flags = pf_rbuf_u16(&r);
