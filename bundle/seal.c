@@ -18,6 +18,7 @@ struct pf_sealer {
     size_t plain_len;
     uint8_t *wire; /* u32 length || ciphertext */
     uint64_t content_in;
+    bool exceed_bound;
     uint64_t bytes_out;
     uint64_t chunks;
     bool finished;
@@ -77,6 +78,7 @@ pf_sealer *pf_sealer_new(const pf_seckey *sensor, const pf_pubkey *central, cons
     s->fd = fd;
     s->what = what;
     s->sign_sk = sensor->sign_sk;
+    s->exceed_bound = p->test_exceed_bound;
     pf_header *h = &s->hdr;
     snprintf(h->sensor, sizeof h->sensor, "%s",
              p->sensor_name != NULL ? p->sensor_name : sensor->pub.name);
@@ -125,6 +127,8 @@ pf_sealer *pf_sealer_new(const pf_seckey *sensor, const pf_pubkey *central, cons
     if (ZSTD_isError(ZSTD_CCtx_setParameter(s->zc, ZSTD_c_compressionLevel, p->level)) ||
         (p->level > 19 &&
          ZSTD_isError(ZSTD_CCtx_setParameter(s->zc, ZSTD_c_windowLog, PF_ZSTD_WINDOW_LOG_MAX))) ||
+        (p->test_window_log > 0 &&
+         ZSTD_isError(ZSTD_CCtx_setParameter(s->zc, ZSTD_c_windowLog, p->test_window_log))) ||
         (p->workers > 0 &&
          ZSTD_isError(ZSTD_CCtx_setParameter(s->zc, ZSTD_c_nbWorkers, p->workers)))) {
         pf_err_set(e, PF_EUSAGE, "%s: zstd rejected level %d / %d workers", what, p->level,
@@ -179,7 +183,7 @@ int pf_sealer_write(pf_sealer *s, const void *data, size_t len, pf_err *e)
 {
     if (s->finished)
         return pf_err_set(e, PF_EENV, "%s: write after finish", s->what);
-    if (len > s->hdr.plain_len_max - s->content_in)
+    if (!s->exceed_bound && len > s->hdr.plain_len_max - s->content_in)
         return pf_err_set(e, PF_EENV, "%s: content exceeds the size declared in the header",
                           s->what);
     s->content_in += len;

@@ -4,6 +4,7 @@
 #ifndef PF_STREAM_H
 #define PF_STREAM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -22,6 +23,11 @@ typedef struct pf_seal_params {
     uint64_t plain_len_max; /* bound on the uncompressed content */
     int level;              /* zstd level */
     int workers;            /* zstd worker threads; 0 = compress inline */
+    /* For the test suite only, to make hostile bundles: a zstd window log
+     * to force (0: zstd's choice), and permission to write more content
+     * than plain_len_max declares. */
+    int test_window_log;
+    bool test_exceed_bound;
 } pf_seal_params;
 
 typedef struct pf_sealer pf_sealer;

@@ -331,6 +331,21 @@ int pf_pubkey_load(const char *path, pf_pubkey *out, pf_err *e)
     return rc;
 }
 
+static bool is_secret_file(const char *path)
+{
+    uint8_t *text = NULL;
+    size_t len = 0;
+    struct fields f;
+    pf_err e;
+    pf_err_clear(&e);
+    bool secret = true; /* when in doubt, keep the permission error */
+    if (pf_read_file(path, PF_KEYFILE_MAX_BYTES, PF_READ_SECURE, &text, &len, &e) == 0 &&
+        split_fields((const char *)text, len, path, &f, &e) == 0)
+        secret = type_is(&f, TYPE_SENSOR_SECRET) || type_is(&f, TYPE_CENTRAL_SECRET);
+    pf_free_file(text, true);
+    return secret;
+}
+
 pf_seckey *pf_seckey_load(const char *path, pf_err *e)
 {
     uint8_t *text = NULL;
@@ -341,8 +356,18 @@ pf_seckey *pf_seckey_load(const char *path, pf_err *e)
     bool secret = false;
 
     if (pf_read_file(path, PF_KEYFILE_MAX_BYTES, PF_READ_SECURE | PF_READ_PRIVATE, &text, &len,
-                     e) != 0)
+                     e) != 0) {
+        /* "--key NAME.pub" is a common slip: say that, not "too open". */
+        pf_err probe;
+        pf_pubkey pk;
+        pf_err_clear(&probe);
+        if (pf_pubkey_load(path, &pk, &probe) == 0 && !is_secret_file(path)) {
+            pf_err_clear(e);
+            pf_err_set(e, PF_EUSAGE, "%s: is a public key file; a secret key (.key) is needed",
+                       path);
+        }
         goto fail;
+    }
     if (split_fields((const char *)text, len, path, &f, e) != 0)
         goto fail;
     if (parse_public(&f, path, &pub, &secret, e) != 0)

@@ -1,0 +1,157 @@
+/* The sealed stream below the tar layer: round trips across chunk
+ * boundaries, the zstd window bound, the content bound, and keys. */
+#include "fixture.h"
+
+static fixture fx;
+
+/* Seals content into path; returns 0 on success. */
+static int seal(const char *path, const uint8_t *data, size_t len, pf_seal_params *p,
+                const pf_pubkey *central)
+{
+    pf_err e;
+    uint8_t hash[PF_HASH_BYTES];
+    pf_err_clear(&e);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    pf_sealer *s = pf_sealer_new(fx.sensor, central, p, fd, path, &e);
+    int rc = -1;
+    if (s == NULL)
+        goto out;
+    /* odd-sized writes exercise the chunking */
+    for (size_t off = 0; off < len;) {
+        size_t n = len - off < 777 ? len - off : 777;
+        if (pf_sealer_write(s, data + off, n, &e) != 0)
+            goto out;
+        off += n;
+    }
+    rc = pf_sealer_finish(s, hash, NULL, &e);
+out:
+    if (rc != 0)
+        fprintf(stderr, "seal: %s\n", e.msg);
+    pf_sealer_free(s);
+    close(fd);
+    return rc;
+}
+
+/* Reads the whole content back; returns bytes read or -1 with e set. */
+static ssize_t unseal(const char *path, uint8_t *out, size_t cap, pf_err *e)
+{
+    pf_trust t;
+    ssize_t total = -1;
+    int fd = open(path, O_RDONLY);
+    pf_err_clear(e);
+    pf_unsealer *u = pf_unsealer_new(fd, path, e);
+    if (u == NULL)
+        goto out;
+    if (pf_keyring_lookup(fx.keyring, pf_unsealer_header(u)->signer_id, &t, e) != 0 ||
+        pf_unsealer_begin(u, &t.key, fx.central, e) != 0)
+        goto out;
+    size_t got = 0;
+    for (;;) {
+        uint8_t buf[1000];
+        ssize_t n = pf_unsealer_read(u, buf, sizeof buf, e);
+        if (n < 0)
+            goto out;
+        if (n == 0)
+            break;
+        if (got + (size_t)n > cap) {
+            pf_err_set(e, PF_EENV, "test buffer too small");
+            goto out;
+        }
+        memcpy(out + got, buf, (size_t)n);
+        got += (size_t)n;
+    }
+    total = (ssize_t)got;
+out:
+    pf_unsealer_free(u);
+    close(fd);
+    return total;
+}
+
+static void params(pf_seal_params *p, uint64_t bound)
+{
+    memset(p, 0, sizeof *p);
+    p->seq = 1;
+    p->created_ns = 1;
+    p->chunk_size = PF_CHUNK_MIN_BYTES;
+    p->plain_len_max = bound;
+    p->level = 1;
+}
+
+int main(void)
+{
+    pf_err e;
+    pf_seal_params p;
+    char path[PATH_MAX];
+    if (sodium_init() < 0)
+        return 2;
+    fx_init(&fx, "stream");
+    fx_path(path, &fx, "s.bin");
+    size_t big = 6 * PF_CHUNK_MIN_BYTES + 123;
+    uint8_t *data = malloc(big), *back = malloc(big + 1);
+    randombytes_buf_deterministic(data, big, (const uint8_t *)"0123456789abcdef0123456789abcdef");
+
+    const size_t sizes[] = {0, 1, 4095, 4096, 4097, 3 * 4096 + 5, big};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        params(&p, sizes[i] + 1);
+        CHECK(seal(path, data, sizes[i], &p, &fx.central->pub) == 0);
+        ssize_t n = unseal(path, back, big + 1, &e);
+        CHECK_MSG(n == (ssize_t)sizes[i] && memcmp(back, data, sizes[i]) == 0,
+                  "size %zu: got %zd (%s)", sizes[i], n, e.msg);
+    }
+    /* with workers, the output is still one valid stream */
+    params(&p, big);
+    p.workers = 2;
+    CHECK(seal(path, data, big, &p, &fx.central->pub) == 0);
+    CHECK(unseal(path, back, big + 1, &e) == (ssize_t)big && memcmp(back, data, big) == 0);
+
+    /* the sealer itself refuses to exceed its declared bound */
+    params(&p, 100);
+    pf_err_clear(&e);
+    int fd = open(path, O_WRONLY | O_TRUNC);
+    pf_sealer *s = pf_sealer_new(fx.sensor, &fx.central->pub, &p, fd, path, &e);
+    CHECK(s != NULL && pf_sealer_write(s, data, 101, &e) != 0);
+    CHECK_ERR(e, PF_EENV, "exceeds the size declared");
+    pf_sealer_free(s);
+    close(fd);
+
+    /* a lying sealer: more content than declared is a decompression bomb */
+    params(&p, 4096);
+    p.test_exceed_bound = true;
+    memset(data, 0, big);
+    CHECK(seal(path, data, big, &p, &fx.central->pub) == 0);
+    CHECK(unseal(path, back, big + 1, &e) < 0);
+    CHECK_ERR(e, PF_EREJECT, "decompression bomb");
+
+    /* a frame that needs a window beyond 2^23 is refused before zstd
+     * allocates it */
+    params(&p, big);
+    p.test_window_log = 27;
+    CHECK(seal(path, data, big, &p, &fx.central->pub) == 0);
+    CHECK(unseal(path, back, big + 1, &e) < 0);
+    CHECK_ERR(e, PF_EREJECT, "does not decompress");
+
+    /* sealing needs a sensor key and a central key, in that order */
+    params(&p, 10);
+    pf_err_clear(&e);
+    CHECK(pf_sealer_new(fx.sensor, &fx.sensor->pub, &p, -1, path, &e) == NULL);
+    CHECK_ERR(e, PF_EUSAGE, "central key");
+    /* a central key whose X25519 half is a low-order point */
+    pf_pubkey weak = fx.central->pub;
+    memset(weak.box_pk, 0, sizeof weak.box_pk);
+    pf_err_clear(&e);
+    fd = open(path, O_WRONLY | O_TRUNC);
+    CHECK(pf_sealer_new(fx.sensor, &weak, &p, fd, path, &e) == NULL);
+    CHECK_ERR(e, PF_EREJECT, "key agreement");
+    close(fd);
+    /* invalid parameters */
+    params(&p, 10);
+    p.seq = 0;
+    pf_err_clear(&e);
+    CHECK(pf_sealer_new(fx.sensor, &fx.central->pub, &p, -1, path, &e) == NULL);
+    CHECK_ERR(e, PF_EUSAGE, "invalid sealing parameters");
+
+    free(data);
+    free(back);
+    fx_free(&fx);
+    return check_summary("test_stream");
+}
