@@ -13,7 +13,9 @@ bool pf_entry_name_valid(const char *name)
         return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
-        if (c < 0x20 || c == 0x7f || c == '/' || c == '\\')
+        /* Printable ASCII only: libarchive converts other bytes through
+         * the locale's charset, which differs between sensor and centre. */
+        if (c < 0x20 || c > 0x7e || c == '/' || c == '\\')
             return false;
     }
     return true;

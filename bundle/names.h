@@ -12,7 +12,7 @@
 #define PF_BUNDLE_SUFFIX     ".pcapferry"
 #define PF_BUNDLE_NAME_MAX   160
 
-/* A capture file's name inside a bundle: a plain name that cannot climb
+/* A capture file's name inside a bundle: printable ASCII that cannot climb
  * out of a directory, hide, or carry control characters. */
 bool pf_entry_name_valid(const char *name);
 bool pf_entry_name_reserved(const char *name);
