@@ -241,7 +241,13 @@ static int cmd_verify(int nargs, char **args, const struct opts *o)
         const char *label = e.status == PF_EINCOMPLETE ? "INCOMPLETE"
                             : e.status == PF_EREJECT   ? "REJECTED"
                                                        : "ERROR";
-        printf("%s: %s: %s\n", args[i], label, e.msg);
+        const char *why = e.msg;
+        size_t plen = strlen(args[i]);
+        if (strncmp(why, args[i], plen) == 0 && strncmp(why + plen, ": ", 2) == 0)
+            why += plen + 2;
+        if (strncmp(why, "incomplete: ", 12) == 0)
+            why += 12;
+        printf("%s: %s: %s\n", args[i], label, why);
         env |= e.status == PF_EENV || e.status == PF_EUSAGE;
         rejected |= e.status == PF_EREJECT;
         incomplete |= e.status == PF_EINCOMPLETE;

@@ -266,7 +266,11 @@ int pf_bundle_create(const pf_create_opts *o, const pf_create_input *in, size_t 
     pf_bundle_filename(res->name, sizeof res->name, o->sensor->pub.name, p.seq,
                        bundle_start_ns(m, p.created_ns));
     if (pf_rename_noreplace(dirfd, tmp, dirfd, res->name) != 0) {
-        pf_err_sys(e, errno, "%s/%s: cannot rename into place", o->outdir, res->name);
+        if (errno == EEXIST)
+            pf_err_set(e, PF_EUSAGE, "%s/%s: already exists (was seq %llu used twice?)", o->outdir,
+                       res->name, (unsigned long long)p.seq);
+        else
+            pf_err_sys(e, errno, "%s/%s: cannot rename into place", o->outdir, res->name);
         goto out;
     }
     tmp_made = false;

@@ -81,6 +81,14 @@ int pf_header_seal(pf_header *h, const uint8_t *sign_sk, pf_err *e)
     return 0;
 }
 
+bool pf_header_prefix_plausible(const uint8_t *buf, size_t n)
+{
+    static const uint8_t magic[PF_MAGIC_BYTES + 1] = {'P', 'C', 'F', 'E',
+                                                      'R', 'R', 'Y', PF_FORMAT_VERSION};
+    size_t m = n < sizeof magic ? n : sizeof magic;
+    return memcmp(buf, magic, m) == 0;
+}
+
 int pf_header_prefix_len(const uint8_t prefix[PF_HEADER_PREFIX_BYTES], size_t *total, pf_err *e)
 {
     if (memcmp(prefix, PF_MAGIC, PF_MAGIC_BYTES) != 0)
@@ -191,8 +199,9 @@ int pf_trailer_check(const uint8_t in[PF_TRAILER_BYTES], const pf_header *h, uin
     if (pf_load_u64(in + PF_TRAILER_MAGIC_BYTES) != body_len)
         return pf_err_set(e, PF_EREJECT, "trailer length field does not match the bundle");
     if (sodium_memcmp(in + PF_TRAILER_MAGIC_BYTES + 8, file_hash, PF_HASH_BYTES) != 0)
-        return pf_err_set(e, PF_EREJECT,
-                          "trailer hash does not match the bundle's bytes (modified in transit)");
+        return pf_err_set(
+            e, PF_EREJECT,
+            "trailer hash does not match the bundle's bytes (modified after sealing)");
     size_t mlen = trailer_signed_part(msg, h, in);
     if (!pf_verify_ctx(in + PF_TRAILER_BYTES - PF_SIG_BYTES, PF_SIGCTX_TRAILER, msg, mlen, sign_pk))
         return pf_err_set(e, PF_EREJECT, "trailer signature is invalid (forged or modified)");

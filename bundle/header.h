@@ -56,6 +56,10 @@ typedef struct pf_header {
 /* Encodes the fields and signs them with the sensor's key. */
 int pf_header_seal(pf_header *h, const uint8_t *sign_sk, pf_err *e);
 
+/* Could these first n bytes (n < 12) begin a bundle? A short file that
+ * cannot is garbage, not a bundle still being copied. */
+bool pf_header_prefix_plausible(const uint8_t *buf, size_t n);
+
 /* Checks the 12-byte prefix and returns the total header length. */
 int pf_header_prefix_len(const uint8_t prefix[PF_HEADER_PREFIX_BYTES], size_t *total, pf_err *e);
 

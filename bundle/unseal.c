@@ -58,8 +58,22 @@ pf_unsealer *pf_unsealer_new(int fd, const char *what, pf_err *e)
         pf_err_set(e, PF_EENV, "%s: out of memory", what);
         goto fail;
     }
-    if (take(u, raw, PF_HEADER_PREFIX_BYTES, "the header", e) != 0)
+    ssize_t got = pf_read_full(fd, raw, PF_HEADER_PREFIX_BYTES);
+    if (got < 0) {
+        pf_err_sys(e, errno, "read failed");
         goto fail;
+    }
+    if (got < PF_HEADER_PREFIX_BYTES) {
+        if (!pf_header_prefix_plausible(raw, (size_t)got))
+            pf_err_set(e, PF_EREJECT, "not a pcapferry bundle (bad magic)");
+        else
+            pf_err_set(e, PF_EINCOMPLETE,
+                       "incomplete: file ends inside the header (still being copied, or "
+                       "truncated)");
+        goto fail;
+    }
+    crypto_generichash_update(u->hash, raw, PF_HEADER_PREFIX_BYTES);
+    u->bytes_in += PF_HEADER_PREFIX_BYTES;
     if (pf_header_prefix_len(raw, &total, e) != 0)
         goto fail;
     if (take(u, raw + PF_HEADER_PREFIX_BYTES, total - PF_HEADER_PREFIX_BYTES, "the header", e))

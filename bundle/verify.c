@@ -30,7 +30,10 @@ int pf_bundle_read_header(const char *path, pf_header *out, uint64_t *file_size,
         goto out;
     }
     if (got < PF_HEADER_PREFIX_BYTES) {
-        pf_err_set(e, PF_EINCOMPLETE, "%s: incomplete: shorter than a bundle header", path);
+        if (!pf_header_prefix_plausible(raw, (size_t)got))
+            pf_err_set(e, PF_EREJECT, "%s: not a pcapferry bundle (bad magic)", path);
+        else
+            pf_err_set(e, PF_EINCOMPLETE, "%s: incomplete: shorter than a bundle header", path);
         goto out;
     }
     if (pf_header_prefix_len(raw, &total, e) != 0) {

@@ -14,6 +14,8 @@
 #define REVOCATION_TYPE      "pcapferry-revocation-v1"
 #define REVOCATION_MAX_BYTES 256
 
+static int load_revocation(const char *dir, const char *idhex, pf_trust *t, pf_err *e);
+
 static int ensure_dir(const char *dir, pf_err *e)
 {
     return pf_mkdir_p(dir, 0755, e);
@@ -76,6 +78,23 @@ int pf_keyring_revoke(const char *dir, const char *target, bool has_after, uint6
         return -1;
     pf_hex(idhex, revoked_id, PF_KEYID_BYTES);
     snprintf(name, sizeof name, "%s.revoked", idhex);
+    /* A revocation may be tightened, never loosened: loosening would
+     * silently re-validate bundles someone decided not to trust. */
+    pf_trust old;
+    memset(&old, 0, sizeof old);
+    if (load_revocation(dir, idhex, &old, e) != 0)
+        return -1;
+    if (old.revoked && (old.revoked_all || (has_after && after_seq > old.valid_through))) {
+        if (old.revoked_all)
+            return pf_err_set(e, PF_EUSAGE,
+                              "key %s is already revoked entirely; a revocation "
+                              "is never loosened",
+                              idhex);
+        return pf_err_set(e, PF_EUSAGE,
+                          "key %s is already revoked after seq %llu; a revocation "
+                          "is never loosened",
+                          idhex, (unsigned long long)old.valid_through);
+    }
     int n;
     if (has_after)
         n = snprintf(body, sizeof body, "%s\nvalid-through-seq: %llu\n", REVOCATION_TYPE,
@@ -132,7 +151,11 @@ int pf_keyring_lookup(const char *dir, const uint8_t key_id[PF_KEYID_BYTES], pf_
                       pf_err *e)
 {
     char idhex[PF_KEYID_HEX_BYTES], name[NAME_MAX + 1], path[PATH_MAX];
+    struct stat st;
     memset(out, 0, sizeof *out);
+    /* A mistyped --keyring must not make every bundle look untrusted. */
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return pf_err_set(e, PF_EENV, "%s: cannot open keyring (no such directory)", dir);
     pf_hex(idhex, key_id, PF_KEYID_BYTES);
     snprintf(name, sizeof name, "%s.pub", idhex);
     if (pf_path_join(path, sizeof path, dir, name, e) != 0)
@@ -143,8 +166,11 @@ int pf_keyring_lookup(const char *dir, const uint8_t key_id[PF_KEYID_BYTES], pf_
                               idhex, dir);
         return pf_err_sys(e, errno, "%s: cannot access", path);
     }
-    if (pf_pubkey_load(path, &out->key, e) != 0)
+    if (pf_pubkey_load(path, &out->key, e) != 0) {
+        e->status = PF_EENV; /* our own keyring is damaged: not the bundle's fault */
+        pf_err_prefix(e, "keyring damaged: ");
         return -1;
+    }
     if (sodium_memcmp(out->key.key_id, key_id, PF_KEYID_BYTES) != 0)
         return pf_err_set(e, PF_EENV, "%s: keyring file holds a different key than its name says",
                           path);

@@ -137,6 +137,14 @@ int pf_keys_main(int argc, char **argv)
         if (pf_pubkey_load(args[0], &pk, &e) != 0)
             return pf_cli_fail(&e);
         print_key(&pk, args[0]);
+        /* Showing a secret file is fine; showing it quietly while anyone
+         * can read it is not. */
+        pf_err perm;
+        pf_err_clear(&perm);
+        pf_seckey *sk = pf_seckey_load(args[0], &perm);
+        if (sk == NULL && strstr(perm.msg, "too open") != NULL)
+            fprintf(stderr, "pcapferry: warning: %s\n", perm.msg);
+        pf_seckey_free(sk);
         return 0;
     }
     if (strcmp(sub, "trust") == 0 || strcmp(sub, "revoke") == 0 || strcmp(sub, "list") == 0) {
@@ -153,6 +161,14 @@ int pf_keys_main(int argc, char **argv)
         pf_hex(id, pk.key_id, PF_KEYID_BYTES);
         printf("trusted %s key '%s' (key id %s) in %s\n", pf_role_name(pk.role), pk.name, id,
                o.keyring);
+        pf_trust t;
+        if (pf_keyring_lookup(o.keyring, pk.key_id, &t, &e) == 0 && t.revoked) {
+            if (t.revoked_all)
+                printf("note: this key is revoked; the revocation stays\n");
+            else
+                printf("note: this key is revoked after seq %llu; the revocation stays\n",
+                       (unsigned long long)t.valid_through);
+        }
         return 0;
     }
     if (strcmp(sub, "revoke") == 0) {
