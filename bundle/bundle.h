@@ -49,6 +49,8 @@ typedef struct pf_create_result {
 int pf_bundle_create(const pf_create_opts *o, const pf_create_input *in, size_t n,
                      pf_create_result *res, pf_err *e);
 
+#define PF_STAGE_NAME_MAX 128
+
 /* What a successful extraction hands back. */
 typedef struct pf_extracted {
     pf_header hdr;
@@ -58,17 +60,21 @@ typedef struct pf_extracted {
     uint8_t manifest_sig[PF_SIG_BYTES];
     uint8_t bundle_hash[PF_HASH_BYTES];
     uint64_t bundle_bytes;
+    /* staged[i]: the name manifest file i was written under in the staging
+     * directory (stage_prefix, a number, ".part"). */
+    char (*staged)[PF_STAGE_NAME_MAX];
 } pf_extracted;
 
 void pf_extracted_clear(pf_extracted *x);
 
-/* Full verification and extraction of the bundle on fd into stage_dirfd,
- * under each entry's name. On failure everything it created there is
- * removed. The caller decides where the files finally go. */
-__attribute__((warn_unused_result)) int pf_bundle_extract(int fd, const char *what,
-                                                          const pf_seckey *central,
-                                                          const char *keyring, int stage_dirfd,
-                                                          pf_extracted *out, pf_err *e);
+/* Full verification and extraction of the bundle on fd into stage_dirfd.
+ * Files are staged as <stage_prefix><n>.part, never under their own names,
+ * so a watcher of that directory (Arkime) cannot pick up an unverified file
+ * when stage_prefix starts with a dot. On failure everything it created
+ * there is removed. The caller decides where the files finally go. */
+__attribute__((warn_unused_result)) int
+pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const char *keyring,
+                  int stage_dirfd, const char *stage_prefix, pf_extracted *out, pf_err *e);
 
 /* bundle open: extract into outdir, all or nothing. */
 __attribute__((warn_unused_result)) int pf_bundle_open(const char *path, const pf_seckey *central,

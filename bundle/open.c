@@ -38,6 +38,7 @@ static la_ssize_t tar_read_cb(struct archive *a, void *ctx, const void **out)
 
 struct staged {
     char name[PF_ENTRY_NAME_MAX + 1];
+    char stage[PF_STAGE_NAME_MAX];
     uint64_t size;
     uint8_t hash[PF_HASH_BYTES];
 };
@@ -48,6 +49,7 @@ void pf_extracted_clear(pf_extracted *x)
         return;
     pf_manifest_free(x->manifest);
     free(x->manifest_raw);
+    free(x->staged);
     memset(x, 0, sizeof *x);
 }
 
@@ -119,9 +121,9 @@ static int extract_file(struct archive *a, struct reader *r, int dirfd, struct s
     crypto_generichash_state hash;
     int fd = -1, rc = -1;
     uint64_t total = 0;
-    fd = openat(dirfd, s->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    fd = openat(dirfd, s->stage, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
-        pf_err_sys(e, errno, "%s: cannot create staged file %s", what, s->name);
+        pf_err_sys(e, errno, "%s: cannot create staged file %s", what, s->stage);
         goto out;
     }
     crypto_generichash_init(&hash, NULL, 0, PF_HASH_BYTES);
@@ -196,7 +198,7 @@ static int check_against_manifest(const pf_manifest *m, const struct staged *st,
 }
 
 int pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const char *keyring,
-                      int stage_dirfd, pf_extracted *out, pf_err *e)
+                      int stage_dirfd, const char *stage_prefix, pf_extracted *out, pf_err *e)
 {
     pf_unsealer *u = NULL;
     struct archive *a = NULL;
@@ -310,6 +312,7 @@ int pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const 
         struct staged *s = &st[nst];
         memset(s, 0, sizeof *s);
         snprintf(s->name, sizeof s->name, "%s", name);
+        snprintf(s->stage, sizeof s->stage, "%s%zu.part", stage_prefix, nst);
         s->size = size;
         nst++; /* counted before writing, so cleanup removes a partial file */
         if (extract_file(a, &r, stage_dirfd, s, what, e) != 0)
@@ -346,6 +349,16 @@ int pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const 
     }
     if (check_against_manifest(out->manifest, st, nst, what, e) != 0)
         goto out;
+    /* Hand back where each manifest file was staged, in manifest order. */
+    out->staged = calloc(out->manifest->nfiles + 1, sizeof *out->staged);
+    if (out->staged == NULL) {
+        pf_err_set(e, PF_EENV, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < out->manifest->nfiles; i++)
+        for (size_t j = 0; j < nst; j++)
+            if (strcmp(out->manifest->files[i].name, st[j].name) == 0)
+                snprintf(out->staged[i], sizeof out->staged[i], "%s", st[j].stage);
     out->hdr = *h;
     out->manifest_raw = mraw;
     out->manifest_len = mlen;
@@ -358,7 +371,7 @@ out:
         archive_read_free(a);
     if (rc != 0) {
         for (size_t i = 0; i < nst; i++)
-            unlinkat(stage_dirfd, st[i].name, 0);
+            unlinkat(stage_dirfd, st[i].stage, 0);
         pf_extracted_clear(out);
     }
     free(st);
@@ -424,7 +437,7 @@ int pf_bundle_open(const char *path, const pf_seckey *central, const char *keyri
         pf_err_sys(e, errno, "%s/%s: cannot open staging directory", outdir, stage);
         goto out;
     }
-    if (pf_bundle_extract(fd, path, central, keyring, stagefd, &x, e) != 0)
+    if (pf_bundle_extract(fd, path, central, keyring, stagefd, ".f", &x, e) != 0)
         goto out;
 
     /* Manifest and signature beside the captures, named by sensor and seq,
@@ -462,7 +475,8 @@ int pf_bundle_open(const char *path, const pf_seckey *central, const char *keyri
     for (; moved < total; moved++) {
         const char *nm = moved < x.manifest->nfiles ? x.manifest->files[moved].name
                                                     : (moved == x.manifest->nfiles ? mname : sname);
-        if (pf_rename_noreplace(stagefd, nm, outfd, nm) != 0) {
+        const char *from = moved < x.manifest->nfiles ? x.staged[moved] : nm;
+        if (pf_rename_noreplace(stagefd, from, outfd, nm) != 0) {
             pf_err_sys(e, errno, "%s/%s: cannot move into place", outdir, nm);
             goto out;
         }
