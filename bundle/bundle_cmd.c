@@ -104,6 +104,15 @@ static int parse(int argc, char **argv, struct opts *o, int *first)
     return 0;
 }
 
+/* Our own key file being broken is configuration (2), not a rejected
+ * bundle or capture (1). */
+static int key_fail(pf_err *e)
+{
+    if (e->status == PF_EREJECT)
+        e->status = PF_EUSAGE;
+    return pf_cli_fail(e);
+}
+
 static int cmd_create(int nargs, char **args, const struct opts *o)
 {
     pf_err e;
@@ -122,14 +131,14 @@ static int cmd_create(int nargs, char **args, const struct opts *o)
         return pf_cli_usage("bundle", "bundle create needs at least one capture file");
     sk = pf_seckey_load(o->key, &e);
     if (sk == NULL)
-        return pf_cli_fail(&e);
+        return key_fail(&e);
     if (sk->pub.role != PF_ROLE_SENSOR) {
         pf_seckey_free(sk);
         return pf_cli_usage("bundle", "%s: --key takes a sensor key", o->key);
     }
     if (pf_pubkey_load(o->to, &central, &e) != 0) {
         pf_seckey_free(sk);
-        return pf_cli_fail(&e);
+        return key_fail(&e);
     }
     if (central.role != PF_ROLE_CENTRAL) {
         pf_seckey_free(sk);
@@ -266,7 +275,7 @@ static int cmd_open(int nargs, char **args, const struct opts *o)
         return pf_cli_usage("bundle", "bundle open takes one bundle");
     pf_seckey *sk = pf_seckey_load(o->key, &e);
     if (sk == NULL)
-        return pf_cli_fail(&e);
+        return key_fail(&e);
     if (sk->pub.role != PF_ROLE_CENTRAL) {
         pf_seckey_free(sk);
         return pf_cli_usage("bundle", "%s: --key takes the central secret key", o->key);

@@ -55,7 +55,7 @@ pf_unsealer *pf_unsealer_new(int fd, const char *what, pf_err *e)
     u->hash = sodium_malloc(sizeof *u->hash);
     u->ss = sodium_malloc(sizeof *u->ss);
     if (u->hash == NULL || u->ss == NULL || crypto_generichash_init(u->hash, NULL, 0, 32) != 0) {
-        pf_err_set(e, PF_EENV, "%s: out of memory", what);
+        pf_err_set(e, PF_EENV, "out of memory");
         goto fail;
     }
     ssize_t got = pf_read_full(fd, raw, PF_HEADER_PREFIX_BYTES);
@@ -77,12 +77,13 @@ pf_unsealer *pf_unsealer_new(int fd, const char *what, pf_err *e)
     if (pf_header_prefix_len(raw, &total, e) != 0)
         goto fail;
     if (take(u, raw + PF_HEADER_PREFIX_BYTES, total - PF_HEADER_PREFIX_BYTES, "the header", e))
-        goto fail;
+        goto fail_named; /* take() names the file itself */
     if (pf_header_decode(raw, total, &u->hdr, e) != 0)
         goto fail;
     return u;
 fail:
     pf_err_prefix(e, "%s: ", what);
+fail_named:
     pf_unsealer_free(u);
     return NULL;
 }

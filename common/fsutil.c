@@ -267,3 +267,104 @@ const char *pf_basename(const char *path)
     const char *slash = strrchr(path, '/');
     return slash != NULL ? slash + 1 : path;
 }
+
+int pf_copy_file(const char *src, const char *dstdir, const char *name, pf_err *e)
+{
+    char tmp[NAME_MAX + 1];
+    int in = -1, dfd = -1, out = -1, rc = -1;
+    uint8_t *buf = NULL;
+    bool tmp_made = false;
+
+    if (pf_temp_name(tmp, sizeof tmp, name) != 0)
+        return pf_err_set(e, PF_EUSAGE, "%s: name too long", name);
+    in = open(src, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (in < 0) {
+        pf_err_sys(e, errno, "%s: cannot open", src);
+        goto out;
+    }
+    dfd = open(dstdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        pf_err_sys(e, errno, "%s: cannot open directory", dstdir);
+        goto out;
+    }
+    out = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (out < 0) {
+        pf_err_sys(e, errno, "%s/%s: cannot create", dstdir, tmp);
+        goto out;
+    }
+    tmp_made = true;
+    buf = malloc(1u << 20);
+    if (buf == NULL) {
+        pf_err_set(e, PF_EENV, "out of memory");
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = pf_read_full(in, buf, 1u << 20);
+        if (n < 0) {
+            pf_err_sys(e, errno, "%s: read failed", src);
+            goto out;
+        }
+        if (n == 0)
+            break;
+        if (pf_write_all(out, buf, (size_t)n, name, e) != 0)
+            goto out;
+    }
+    if (fsync(out) != 0) {
+        pf_err_sys(e, errno, "%s/%s: fsync failed", dstdir, tmp);
+        goto out;
+    }
+    if (close(out) != 0) {
+        out = -1;
+        pf_err_sys(e, errno, "%s/%s: close failed", dstdir, tmp);
+        goto out;
+    }
+    out = -1;
+    if (pf_rename_noreplace(dfd, tmp, dfd, name) != 0) {
+        pf_err_sys(e, errno, "%s/%s: cannot rename into place", dstdir, name);
+        goto out;
+    }
+    tmp_made = false;
+    if (pf_fsync_dirfd(dfd, dstdir, e) != 0)
+        goto out;
+    rc = 0;
+out:
+    free(buf);
+    if (out >= 0)
+        close(out);
+    if (tmp_made)
+        unlinkat(dfd, tmp, 0);
+    if (dfd >= 0)
+        close(dfd);
+    if (in >= 0)
+        close(in);
+    return rc;
+}
+
+int pf_hash_file(const char *path, uint8_t out[32], pf_err *e)
+{
+    crypto_generichash_state st;
+    uint8_t *buf = malloc(1u << 20);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc = -1;
+    if (fd < 0 || buf == NULL) {
+        pf_err_sys(e, fd < 0 ? errno : ENOMEM, "%s: cannot open", path);
+        goto out;
+    }
+    crypto_generichash_init(&st, NULL, 0, 32);
+    for (;;) {
+        ssize_t n = pf_read_full(fd, buf, 1u << 20);
+        if (n < 0) {
+            pf_err_sys(e, errno, "%s: read failed", path);
+            goto out;
+        }
+        if (n == 0)
+            break;
+        crypto_generichash_update(&st, buf, (size_t)n);
+    }
+    crypto_generichash_final(&st, out, 32);
+    rc = 0;
+out:
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}

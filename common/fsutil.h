@@ -47,6 +47,13 @@ void pf_free_file(uint8_t *buf, bool secure);
 
 int pf_mkdir_p(const char *path, mode_t mode, pf_err *e);
 
+/* Copies src to dstdir/name the atomic way (temp, fsync, rename without
+ * replacing, fsync dir), in bounded memory. */
+int pf_copy_file(const char *src, const char *dstdir, const char *name, pf_err *e);
+
+/* BLAKE2b-256 of a whole file, streamed. */
+int pf_hash_file(const char *path, uint8_t out[32], pf_err *e);
+
 /* DIR/NAME into out; fails if it does not fit. */
 int pf_path_join(char *out, size_t cap, const char *dir, const char *name, pf_err *e);
 

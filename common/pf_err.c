@@ -10,6 +10,7 @@ void pf_err_clear(pf_err *e)
     if (e == NULL)
         return;
     e->status = PF_OK;
+    e->sys_errno = 0;
     e->msg[0] = '\0';
 }
 
@@ -38,6 +39,7 @@ int pf_err_sys(pf_err *e, int errnum, const char *fmt, ...)
     va_start(ap, fmt);
     set_va(e, PF_EENV, fmt, ap);
     va_end(ap);
+    e->sys_errno = errnum;
     size_t used = strlen(e->msg);
     snprintf(e->msg + used, sizeof e->msg - used, ": %s", strerror(errnum));
     return -1;
@@ -79,4 +81,9 @@ int pf_err_exit_code(enum pf_status status)
         return 2;
     }
     return 2;
+}
+
+bool pf_err_is_nospace(const pf_err *e)
+{
+    return e->sys_errno == ENOSPC || e->sys_errno == EDQUOT;
 }

@@ -6,6 +6,7 @@
 #ifndef PF_ERR_H
 #define PF_ERR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum pf_status {
@@ -20,8 +21,12 @@ enum pf_status {
 
 typedef struct pf_err {
     enum pf_status status;
+    int sys_errno; /* the errno behind a PF_EENV, or 0 */
     char msg[PF_ERR_MSG_BYTES];
 } pf_err;
+
+/* A full disk or quota: the operation may succeed once space is back. */
+bool pf_err_is_nospace(const pf_err *e);
 
 void pf_err_clear(pf_err *e);
 

@@ -382,9 +382,18 @@ pf_seckey *pf_seckey_load(const char *path, pf_err *e)
     sk->pub = pub;
     if (decode_b64(&f, F_ESEC, sk->sign_sk, PF_SIGN_SK_BYTES, path, e) != 0)
         goto fail;
-    uint8_t derived[PF_SIGN_PK_BYTES];
-    if (crypto_sign_ed25519_sk_to_pk(derived, sk->sign_sk) != 0 ||
-        sodium_memcmp(derived, pub.sign_pk, sizeof derived) != 0) {
+    /* The second half of an Ed25519 secret key is a copy of the public
+     * key; rebuild the whole pair from the seed so a damaged seed is
+     * caught here, not by every central host that rejects our bundles. */
+    uint8_t derived[PF_SIGN_PK_BYTES], seed[crypto_sign_ed25519_SEEDBYTES];
+    uint8_t *rebuilt = sodium_malloc(PF_SIGN_SK_BYTES);
+    bool bad = rebuilt == NULL || crypto_sign_ed25519_sk_to_seed(seed, sk->sign_sk) != 0 ||
+               crypto_sign_ed25519_seed_keypair(derived, rebuilt, seed) != 0 ||
+               sodium_memcmp(derived, pub.sign_pk, sizeof derived) != 0 ||
+               sodium_memcmp(rebuilt, sk->sign_sk, PF_SIGN_SK_BYTES) != 0;
+    sodium_memzero(seed, sizeof seed);
+    sodium_free(rebuilt);
+    if (bad) {
         pf_err_set(e, PF_EREJECT, "%s: ed25519 secret and public halves do not match", path);
         goto fail;
     }

@@ -33,7 +33,9 @@ int pf_keyring_trust(const char *dir, const char *pubpath, pf_pubkey *added, pf_
         goto out;
     if (pf_pubkey_parse((const char *)text, len, pubpath, added, e) != 0)
         goto out;
-    if (memmem(text, len, "secret", 6) != NULL) {
+    const uint8_t *nl = memchr(text, '\n', len);
+    size_t first_line = nl != NULL ? (size_t)(nl - text) : len;
+    if (memmem(text, first_line, "-secret-key-", 12) != NULL) {
         pf_err_set(e, PF_EUSAGE, "%s: is a secret key; trust takes the public key (.pub)", pubpath);
         goto out;
     }
