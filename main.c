@@ -4,22 +4,25 @@
 #include <jansson.h>
 #include <pcap/pcap.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 #include <zstd.h>
 
 #include "bundle/bundle_cmd.h"
+#include "import/import_cmd.h"
 #include "keys/keys_cmd.h"
 
-static const char usage[] = "usage: pcapferry COMMAND [ARGS]\n"
-                            "\n"
-                            "commands:\n"
-                            "  keys      make and manage sensor and central keys\n"
-                            "  bundle    create, inspect, verify and open sealed bundles\n"
-                            "  capture   the sensor daemon (not in this version yet)\n"
-                            "  import    the central importer (not in this version yet)\n"
-                            "  help [COMMAND]\n"
-                            "  --version\n";
+static const char usage[] =
+    "usage: pcapferry COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  keys      make and manage sensor and central keys\n"
+    "  bundle    create, inspect, verify and open sealed bundles\n"
+    "  capture   the sensor daemon (not in this version yet)\n"
+    "  import    verify bundles and deliver their captures to Arkime, exactly once\n"
+    "  help [COMMAND]\n"
+    "  --version\n";
 
 static void print_versions(void)
 {
@@ -29,6 +32,7 @@ static void print_versions(void)
     printf("  libzstd %s\n", ZSTD_versionString());
     printf("  %s\n", archive_version_details());
     printf("  jansson %s\n", JANSSON_VERSION);
+    printf("  sqlite %s\n", sqlite3_libversion());
 }
 
 static int help(const char *cmd)
@@ -43,6 +47,10 @@ static int help(const char *cmd)
     }
     if (strcmp(cmd, "bundle") == 0) {
         fputs(pf_bundle_usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "import") == 0) {
+        fputs(pf_import_usage, stdout);
         return 0;
     }
     fprintf(stderr, "pcapferry: no help for '%s'\n", cmd);
@@ -70,7 +78,9 @@ int main(int argc, char **argv)
         return pf_keys_main(argc - 1, argv + 1);
     if (strcmp(cmd, "bundle") == 0)
         return pf_bundle_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "capture") == 0 || strcmp(cmd, "import") == 0) {
+    if (strcmp(cmd, "import") == 0)
+        return pf_import_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "capture") == 0) {
         fprintf(stderr, "pcapferry: '%s' is not in this version yet\n", cmd);
         return 2;
     }

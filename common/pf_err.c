@@ -1,6 +1,9 @@
 #include "common/pf_err.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -86,4 +89,11 @@ int pf_err_exit_code(enum pf_status status)
 bool pf_err_is_nospace(const pf_err *e)
 {
     return e->sys_errno == ENOSPC || e->sys_errno == EDQUOT;
+}
+
+void pf_failpoint(const char *name)
+{
+    const char *want = getenv("PCAPFERRY_FAILPOINT");
+    if (want != NULL && strcmp(want, name) == 0)
+        kill(getpid(), SIGKILL);
 }

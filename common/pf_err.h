@@ -44,4 +44,9 @@ void pf_err_prefix(pf_err *e, const char *fmt, ...) __attribute__((format(printf
 /* Maps a status to the process exit code documented in README. */
 int pf_err_exit_code(enum pf_status status);
 
+/* Crash testing: when the environment variable PCAPFERRY_FAILPOINT names
+ * this point, the process kills itself with SIGKILL right here, exactly as
+ * a power cut or kill -9 would stop it. Costs one getenv otherwise. */
+void pf_failpoint(const char *name);
+
 #endif

@@ -1,0 +1,164 @@
+#include "import/db.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/fsutil.h"
+
+/* Rows are keyed by what the sensor signed: (sensor, seq) for bundles, and
+ * the file hash for rejected bundles, so re-running over the same USB
+ * stick finds everything again. */
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS bundles ("
+    " sensor TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " header_hash TEXT NOT NULL, bundle_hash TEXT NOT NULL,"
+    " prev_seq INTEGER NOT NULL, prev_hash TEXT,"
+    " status TEXT NOT NULL CHECK (status IN ('delivering', 'committed')),"
+    " source TEXT, imported_at INTEGER NOT NULL,"
+    " files INTEGER NOT NULL, packets INTEGER NOT NULL, bytes INTEGER NOT NULL,"
+    " first_ts INTEGER, last_ts INTEGER, drops INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (sensor, seq));"
+    "CREATE TABLE IF NOT EXISTS deliveries ("
+    " sensor TEXT NOT NULL, seq INTEGER NOT NULL, n INTEGER NOT NULL,"
+    " name TEXT NOT NULL, stage TEXT NOT NULL, final TEXT NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('staged', 'delivered', 'held', 'empty')),"
+    " blake2b TEXT, converted INTEGER NOT NULL DEFAULT 0, reason TEXT,"
+    " exec_status INTEGER, exec_attempts INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (sensor, seq, n));"
+    "CREATE TABLE IF NOT EXISTS rejections ("
+    " file_hash TEXT PRIMARY KEY, sensor TEXT, seq INTEGER, reason TEXT NOT NULL,"
+    " equivocation INTEGER NOT NULL DEFAULT 0, quarantined_as TEXT, at INTEGER NOT NULL);";
+
+int pf_db_open(pf_db *db, const char *state_dir, pf_err *e)
+{
+    memset(db, 0, sizeof *db);
+    if (pf_path_join(db->path, sizeof db->path, state_dir, "pcapferry.db", e) != 0)
+        return -1;
+    if (sqlite3_open_v2(db->path, &db->sql, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        pf_err_set(e, PF_EENV, "%s: cannot open state database: %s", db->path,
+                   db->sql ? sqlite3_errmsg(db->sql) : "out of memory");
+        pf_db_close(db);
+        return -1;
+    }
+    sqlite3_busy_timeout(db->sql, 10000);
+    /* WAL + FULL: a committed bundle survives a power cut. */
+    if (pf_db_exec(db, e, "PRAGMA journal_mode=WAL", "") != 0 ||
+        pf_db_exec(db, e, "PRAGMA synchronous=FULL", "") != 0 ||
+        sqlite3_exec(db->sql, schema, NULL, NULL, NULL) != SQLITE_OK) {
+        pf_err_set(e, PF_EENV, "%s: cannot prepare state database: %s", db->path,
+                   sqlite3_errmsg(db->sql));
+        pf_db_close(db);
+        return -1;
+    }
+    return 0;
+}
+
+void pf_db_close(pf_db *db)
+{
+    if (db == NULL || db->sql == NULL)
+        return;
+    sqlite3_close(db->sql);
+    db->sql = NULL;
+}
+
+static int prepare(pf_db *db, pf_err *e, sqlite3_stmt **st, const char *sql, const char *fmt,
+                   va_list ap)
+{
+    if (sqlite3_prepare_v2(db->sql, sql, -1, st, NULL) != SQLITE_OK)
+        return pf_err_set(e, PF_EENV, "%s: %s (in: %.80s)", db->path, sqlite3_errmsg(db->sql), sql);
+    for (int i = 0; fmt[i] != '\0'; i++) {
+        int rc = SQLITE_OK;
+        switch (fmt[i]) {
+        case 's': {
+            const char *s = va_arg(ap, const char *);
+            rc = s ? sqlite3_bind_text(*st, i + 1, s, -1, SQLITE_TRANSIENT)
+                   : sqlite3_bind_null(*st, i + 1);
+            break;
+        }
+        case 'i':
+            rc = sqlite3_bind_int64(*st, i + 1, (sqlite3_int64)va_arg(ap, int64_t));
+            break;
+        case 'u':
+            rc = sqlite3_bind_int64(*st, i + 1, (sqlite3_int64)va_arg(ap, uint64_t));
+            break;
+        default:
+            rc = SQLITE_MISUSE;
+        }
+        if (rc != SQLITE_OK) {
+            sqlite3_finalize(*st);
+            *st = NULL;
+            return pf_err_set(e, PF_EENV, "%s: cannot bind parameter %d", db->path, i + 1);
+        }
+    }
+    return 0;
+}
+
+static int run(pf_db *db, pf_err *e, pf_db_row_fn row, void *ctx, const char *sql, const char *fmt,
+               va_list ap)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (prepare(db, e, &st, sql, fmt, ap) != 0)
+        return -1;
+    for (;;) {
+        int r = sqlite3_step(st);
+        if (r == SQLITE_DONE)
+            break;
+        if (r == SQLITE_ROW) {
+            if (row != NULL && row(ctx, st, e) != 0)
+                goto out;
+            continue;
+        }
+        /* A full disk shows up here too: the caller retries later. */
+        int xc = sqlite3_extended_errcode(db->sql);
+        pf_err_set(e, (xc & 0xff) == SQLITE_FULL ? PF_EINCOMPLETE : PF_EENV, "%s: %s", db->path,
+                   sqlite3_errmsg(db->sql));
+        goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int pf_db_exec(pf_db *db, pf_err *e, const char *sql, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = run(db, e, NULL, NULL, sql, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int pf_db_query(pf_db *db, pf_err *e, pf_db_row_fn row, void *ctx, const char *sql, const char *fmt,
+                ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = run(db, e, row, ctx, sql, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int pf_db_begin(pf_db *db, pf_err *e)
+{
+    return pf_db_exec(db, e, "BEGIN IMMEDIATE", "");
+}
+
+int pf_db_commit(pf_db *db, pf_err *e)
+{
+    return pf_db_exec(db, e, "COMMIT", "");
+}
+
+void pf_db_rollback(pf_db *db)
+{
+    sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+}
+
+const char *pf_db_text(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    return t != NULL ? (const char *)t : "";
+}

@@ -1,0 +1,167 @@
+/* --watch: inotify on the source directories. Arkime's own monitor mode
+ * misses renamed files and never rescans; this loop does both. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bundle/names.h"
+#include "common/fsutil.h"
+#include "import/importer.h"
+
+#define WATCH_MASK                                                                                 \
+    (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+#define MAX_WATCHES 4096
+
+struct watches {
+    int fd;
+    int wd[MAX_WATCHES];
+    char *path[MAX_WATCHES];
+    size_t n;
+};
+
+static void add_tree(struct watches *w, const char *dir, int depth)
+{
+    if (depth > 8 || w->n >= MAX_WATCHES)
+        return;
+    int wd = inotify_add_watch(w->fd, dir, WATCH_MASK);
+    if (wd < 0)
+        return;
+    for (size_t i = 0; i < w->n; i++)
+        if (w->wd[i] == wd)
+            goto children; /* already watched */
+    w->wd[w->n] = wd;
+    w->path[w->n] = strdup(dir);
+    if (w->path[w->n] == NULL)
+        return;
+    w->n++;
+children:;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char path[PATH_MAX];
+        struct stat st;
+        if (de->d_name[0] == '.')
+            continue;
+        if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path)
+            continue;
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            add_tree(w, path, depth + 1);
+    }
+    closedir(d);
+}
+
+static const char *watch_path(const struct watches *w, int wd)
+{
+    for (size_t i = 0; i < w->n; i++)
+        if (w->wd[i] == wd)
+            return w->path[i];
+    return NULL;
+}
+
+static int64_t mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+int pf_importer_watch(pf_importer *imp, char *const *sources, size_t n, unsigned rescan_s,
+                      volatile int *stop, pf_import_counts *c, pf_err *e)
+{
+    struct watches w = {.fd = -1};
+    int rc = -1;
+    char *buf = malloc(64 * 1024);
+
+    w.fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (w.fd < 0 || buf == NULL) {
+        pf_err_sys(e, errno ? errno : ENOMEM, "inotify unavailable");
+        goto out;
+    }
+    /* Watch first, then scan: a bundle landing in between is seen twice
+     * at worst, and the second time is a duplicate. */
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        if (stat(sources[i], &st) != 0 || !S_ISDIR(st.st_mode)) {
+            pf_err_set(e, PF_EUSAGE, "%s: --watch needs directories as sources", sources[i]);
+            goto out;
+        }
+        add_tree(&w, sources[i], 0);
+    }
+    bool rescan = true;
+    int64_t last_full = 0;
+    while (!*stop) {
+        if (rescan || mono_s() - last_full >= (int64_t)rescan_s) {
+            rescan = false;
+            last_full = mono_s();
+            for (size_t i = 0; i < n; i++)
+                add_tree(&w, sources[i], 0);
+            if (pf_importer_run(imp, sources, n, c, e) != 0 && e->status != PF_EINCOMPLETE)
+                goto out;
+            if (e->status == PF_EINCOMPLETE)
+                pf_err_clear(e); /* disk full: try again at the next rescan */
+        }
+        struct pollfd p = {.fd = w.fd, .events = POLLIN};
+        int r = poll(&p, 1, 1000);
+        if (r < 0 && errno != EINTR) {
+            pf_err_sys(e, errno, "poll failed");
+            goto out;
+        }
+        if (r <= 0)
+            continue;
+        for (;;) {
+            ssize_t len = read(w.fd, buf, 64 * 1024);
+            if (len <= 0)
+                break;
+            for (char *p8 = buf; p8 < buf + len;) {
+                struct inotify_event *ev = (struct inotify_event *)(void *)p8;
+                p8 += sizeof *ev + ev->len;
+                if (ev->mask & IN_Q_OVERFLOW) {
+                    rescan = true;
+                    continue;
+                }
+                const char *dir = watch_path(&w, ev->wd);
+                if (dir == NULL || ev->len == 0)
+                    continue;
+                char path[PATH_MAX];
+                if (snprintf(path, sizeof path, "%s/%s", dir, ev->name) >= (int)sizeof path)
+                    continue;
+                if (ev->mask & IN_ISDIR) {
+                    if (ev->name[0] != '.') {
+                        add_tree(&w, path, 1);
+                        rescan = true; /* files may have landed before the watch */
+                    }
+                    continue;
+                }
+                size_t nl = strlen(ev->name), sl = strlen(PF_BUNDLE_SUFFIX);
+                if (!(ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) || pf_name_in_flight(ev->name) ||
+                    nl <= sl || strcmp(ev->name + nl - sl, PF_BUNDLE_SUFFIX) != 0)
+                    continue;
+                char *one[1] = {path};
+                if (pf_importer_run(imp, one, 1, c, e) != 0) {
+                    if (e->status != PF_EINCOMPLETE && e->status != PF_EENV)
+                        goto out;
+                    /* vanished, or the disk is full: the rescan retries */
+                    pf_err_clear(e);
+                }
+            }
+        }
+    }
+    rc = 0;
+out:
+    for (size_t i = 0; i < w.n; i++)
+        free(w.path[i]);
+    if (w.fd >= 0)
+        close(w.fd);
+    free(buf);
+    return rc;
+}
