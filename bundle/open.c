@@ -21,6 +21,8 @@ struct reader {
     pf_err *e; /* the unsealer's own error outranks libarchive's */
     uint8_t *buf;
     bool failed;
+    uint64_t delivered;   /* content bytes handed to libarchive */
+    uint64_t nonzero_end; /* offset just past the last non-zero one of them */
 };
 
 static la_ssize_t tar_read_cb(struct archive *a, void *ctx, const void **out)
@@ -32,6 +34,12 @@ static la_ssize_t tar_read_cb(struct archive *a, void *ctx, const void **out)
         archive_set_error(a, EIO, "bundle stream failed");
         return -1;
     }
+    for (ssize_t i = n; i > 0; i--)
+        if (r->buf[i - 1] != 0) {
+            r->nonzero_end = r->delivered + (uint64_t)i;
+            break;
+        }
+    r->delivered += (uint64_t)n;
     *out = r->buf;
     return (la_ssize_t)n;
 }
@@ -85,8 +93,8 @@ static int gate_entry(struct archive_entry *ent, const char *what, pf_err *e)
                           entry_kind(ent));
     if (!pf_entry_name_valid(name))
         return pf_err_set(e, PF_EREJECT,
-                          "%s: archive entry '%.100s' has an unsafe name (path, dot name, or "
-                          "control characters)",
+                          "%s: archive entry '%.100s' has an unsafe name (a path, a dot name, "
+                          "control or non-ASCII characters, or over 200 bytes)",
                           what, name);
     if (archive_entry_sparse_count(ent) > 0)
         return pf_err_set(e, PF_EREJECT, "%s: archive entry '%.100s' is sparse", what, name);
@@ -318,6 +326,14 @@ int pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const 
         if (extract_file(a, &r, stage_dirfd, s, what, e) != 0)
             goto out;
     }
+    /* libarchive stops at the end-of-archive blocks but may already hold
+     * content it read ahead beyond them, which the loop below never sees:
+     * those bytes must be zeros too. */
+    la_int64_t end = archive_filter_bytes(a, 0);
+    if (end < 0 || r.nonzero_end > (uint64_t)end) {
+        pf_err_set(e, PF_EREJECT, "%s: data after the end of the archive", what);
+        goto out;
+    }
     if (!have_manifest || !have_sig) {
         pf_err_set(e, PF_EREJECT, "%s: archive has no signed manifest", what);
         goto out;
@@ -446,6 +462,13 @@ int pf_bundle_open(const char *path, const pf_seckey *central, const char *keyri
              (unsigned long long)x.hdr.seq);
     snprintf(sname, sizeof sname, "%s-%010llu.manifest.sig", x.hdr.sensor,
              (unsigned long long)x.hdr.seq);
+    /* A capture may not take the name of the manifest copy. */
+    if (pf_manifest_find(x.manifest, mname) != NULL ||
+        pf_manifest_find(x.manifest, sname) != NULL) {
+        pf_err_set(e, PF_EREJECT, "%s: carries a file named like its own manifest copy (%s)", path,
+                   pf_manifest_find(x.manifest, mname) != NULL ? mname : sname);
+        goto out;
+    }
     for (int i = 0; i < 2; i++) {
         const char *nm = i == 0 ? mname : sname;
         const uint8_t *data = i == 0 ? x.manifest_raw : x.manifest_sig;
