@@ -20,6 +20,8 @@ typedef struct pf_create_input {
     const char *path;
     const char *name;      /* name inside the bundle; NULL: basename of path */
     json_t *capture_stats; /* optional (borrowed) */
+    bool use_fd;           /* read from fd (not closed), path names it */
+    int fd;
 } pf_create_input;
 
 typedef struct pf_create_opts {
@@ -34,6 +36,10 @@ typedef struct pf_create_opts {
     bool allow_unreadable;
     json_t *capture;    /* optional capture settings (borrowed) */
     int64_t created_ns; /* 0: now */
+    /* A daemon that dropped privileges works in directories it opened
+     * before: with these set, outdir and state_dir only name them. */
+    bool use_outdir_fd, use_state_fd;
+    int outdir_fd, state_fd;
 } pf_create_opts;
 
 typedef struct pf_create_result {
@@ -99,6 +105,8 @@ __attribute__((warn_unused_result)) int pf_bundle_read_header(const char *path, 
 /* Sensor sequence state (see docs/FORMAT.md, "Sequence numbers"). */
 typedef struct pf_seq_state {
     int lock_fd;
+    int dir_fd;
+    bool own_dir_fd;
     char dir[PATH_MAX];
     char sensor[PF_NAME_MAX + 1];
     uint64_t next_seq;
@@ -108,6 +116,9 @@ typedef struct pf_seq_state {
 
 /* Locks dir (one writer at a time) and loads the state, or starts one. */
 int pf_state_open(pf_seq_state *st, const char *dir, const char *sensor, pf_err *e);
+/* The same in an open directory (not closed by pf_state_close). */
+int pf_state_open_at(pf_seq_state *st, int dirfd, const char *dirname, const char *sensor,
+                     pf_err *e);
 /* Takes the next seq and makes it durable before it is used, so a crash
  * can never lead to the same seq twice. */
 int pf_state_reserve(pf_seq_state *st, uint64_t *seq, pf_err *e);

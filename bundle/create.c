@@ -91,7 +91,8 @@ static int open_sources(const pf_create_opts *o, const pf_create_input *in, size
             if (strcmp(src[j].name, s->name) == 0)
                 return pf_err_set(e, PF_EUSAGE, "%s and %s: two files with the same name",
                                   src[j].path, s->path);
-        s->fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        s->fd = in[i].use_fd ? fcntl(in[i].fd, F_DUPFD_CLOEXEC, 0)
+                             : open(s->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (s->fd < 0)
             return pf_err_sys(e, errno, "%s: cannot open", s->path);
         if (fstat(s->fd, &s->st) != 0)
@@ -161,15 +162,23 @@ int pf_bundle_create(const pf_create_opts *o, const pf_create_input *in, size_t 
     for (size_t i = 0; i < n; i++)
         p.plain_len_max += TAR_ENTRY_OVERHEAD + round512((uint64_t)src[i].st.st_size);
 
-    if (pf_mkdir_p(o->outdir, 0755, e) != 0)
-        goto out;
-    dirfd = open(o->outdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (o->use_outdir_fd) {
+        dirfd = fcntl(o->outdir_fd, F_DUPFD_CLOEXEC, 0);
+    } else {
+        if (pf_mkdir_p(o->outdir, 0755, e) != 0)
+            goto out;
+        dirfd = open(o->outdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
     if (dirfd < 0) {
         pf_err_sys(e, errno, "%s: cannot open directory", o->outdir);
         goto out;
     }
-    if (o->state_dir != NULL) {
-        if (pf_state_open(&state, o->state_dir, o->sensor->pub.name, e) != 0)
+    if (o->state_dir != NULL || o->use_state_fd) {
+        int r = o->use_state_fd
+                    ? pf_state_open_at(&state, o->state_fd, o->state_dir ? o->state_dir : "state",
+                                       o->sensor->pub.name, e)
+                    : pf_state_open(&state, o->state_dir, o->sensor->pub.name, e);
+        if (r != 0)
             goto out;
         have_state = true;
         p.prev_seq = state.last_seq;

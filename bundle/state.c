@@ -26,7 +26,7 @@ static int save(const pf_seq_state *st, pf_err *e)
         snprintf(text, sizeof text,
                  "%s\nsensor: %s\nnext-seq: %" PRIu64 "\nlast-seq: %" PRIu64 "\nlast-hash: %s\n",
                  STATE_TYPE, st->sensor, st->next_seq, st->last_seq, hash);
-    return pf_atomic_write(st->dir, STATE_FILE, text, (size_t)n, 0600, false, e);
+    return pf_atomic_write_at(st->dir_fd, st->dir, STATE_FILE, text, (size_t)n, 0600, false, e);
 }
 
 static int field(const char *text, const char *name, char *out, size_t cap)
@@ -45,13 +45,17 @@ static int field(const char *text, const char *name, char *out, size_t cap)
     return 0;
 }
 
-static int load(pf_seq_state *st, const char *path, pf_err *e)
+static int load(pf_seq_state *st, pf_err *e)
 {
     uint8_t *raw = NULL;
     size_t len = 0;
+    char path[PATH_MAX + sizeof STATE_FILE + 1];
+    snprintf(path, sizeof path, "%s/%s", st->dir, STATE_FILE);
     char text[STATE_MAX_BYTES + 1], sensor[PF_NAME_MAX + 1], next[32], last[32], hash[80];
     int rc = -1;
-    if (pf_read_file(path, STATE_MAX_BYTES, 0, &raw, &len, e) != 0)
+    /* through the directory descriptor: after a privilege drop the path
+     * may be out of reach */
+    if (pf_read_file_at(st->dir_fd, STATE_FILE, path, STATE_MAX_BYTES, 0, &raw, &len, e) != 0)
         goto out;
     memcpy(text, raw, len);
     text[len] = '\0';
@@ -79,37 +83,46 @@ out:
 
 int pf_state_open(pf_seq_state *st, const char *dir, const char *sensor, pf_err *e)
 {
-    char path[PATH_MAX];
+    if (pf_mkdir_p(dir, 0700, e) != 0)
+        return -1;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return pf_err_sys(e, errno, "%s: cannot open directory", dir);
+    if (pf_state_open_at(st, fd, dir, sensor, e) != 0) {
+        close(fd);
+        return -1;
+    }
+    st->own_dir_fd = true;
+    return 0;
+}
+
+int pf_state_open_at(pf_seq_state *st, int dirfd, const char *dir, const char *sensor, pf_err *e)
+{
     memset(st, 0, sizeof *st);
     st->lock_fd = -1;
+    st->dir_fd = dirfd;
     snprintf(st->sensor, sizeof st->sensor, "%s", sensor);
     if (snprintf(st->dir, sizeof st->dir, "%s", dir) >= (int)sizeof st->dir)
         return pf_err_set(e, PF_EUSAGE, "%s: path too long", dir);
-    if (pf_mkdir_p(dir, 0700, e) != 0)
-        return -1;
-    if (pf_path_join(path, sizeof path, dir, "lock", e) != 0)
-        return -1;
-    st->lock_fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    st->lock_fd = openat(dirfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (st->lock_fd < 0)
-        return pf_err_sys(e, errno, "%s: cannot open lock", path);
+        return pf_err_sys(e, errno, "%s/lock: cannot open lock", dir);
     if (flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         int err = errno;
         pf_state_close(st);
         if (err == EWOULDBLOCK)
             return pf_err_set(e, PF_EENV, "%s: another pcapferry holds this state directory", dir);
-        return pf_err_sys(e, err, "%s: cannot lock", path);
+        return pf_err_sys(e, err, "%s/lock: cannot lock", dir);
     }
-    if (pf_path_join(path, sizeof path, dir, STATE_FILE, e) != 0)
-        goto fail;
-    if (access(path, F_OK) != 0) {
+    if (faccessat(dirfd, STATE_FILE, F_OK, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno != ENOENT) {
-            pf_err_sys(e, errno, "%s: cannot access", path);
+            pf_err_sys(e, errno, "%s/%s: cannot access", dir, STATE_FILE);
             goto fail;
         }
         st->next_seq = 1;
         return 0;
     }
-    if (load(st, path, e) != 0)
+    if (load(st, e) != 0)
         goto fail;
     return 0;
 fail:
@@ -140,4 +153,8 @@ void pf_state_close(pf_seq_state *st)
     if (st->lock_fd >= 0)
         close(st->lock_fd); /* releases the flock */
     st->lock_fd = -1;
+    if (st->own_dir_fd && st->dir_fd >= 0)
+        close(st->dir_fd);
+    st->own_dir_fd = false;
+    st->dir_fd = -1;
 }

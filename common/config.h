@@ -10,8 +10,7 @@
 
 #define PF_CONFIG_MAX_BYTES (256u * 1024)
 
-typedef int (*pf_config_fn)(void *ctx, const char *key, const char *value, int lineno,
-                            pf_err *e);
+typedef int (*pf_config_fn)(void *ctx, const char *key, const char *value, int lineno, pf_err *e);
 
 /* Calls fn for each setting in file order. A missing file is an error
  * only when must_exist. */

@@ -92,17 +92,23 @@ int pf_rename_noreplace(int olddirfd, const char *oldname, int newdirfd, const c
 int pf_atomic_write(const char *dir, const char *name, const void *data, size_t len, mode_t mode,
                     bool no_replace, pf_err *e)
 {
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return pf_err_sys(e, errno, "%s: cannot open directory", dir);
+    int rc = pf_atomic_write_at(dfd, dir, name, data, len, mode, no_replace, e);
+    close(dfd);
+    return rc;
+}
+
+int pf_atomic_write_at(int dfd, const char *dir, const char *name, const void *data, size_t len,
+                       mode_t mode, bool no_replace, pf_err *e)
+{
     char tmp[NAME_MAX + 1];
-    int dfd = -1, fd = -1, rc = -1;
+    int fd = -1, rc = -1;
     bool tmp_made = false;
 
     if (pf_temp_name(tmp, sizeof tmp, name) != 0) {
         pf_err_set(e, PF_EUSAGE, "%s/%s: file name too long", dir, name);
-        goto out;
-    }
-    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) {
-        pf_err_sys(e, errno, "%s: cannot open directory", dir);
         goto out;
     }
     if (no_replace && faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -149,8 +155,6 @@ out:
         close(fd);
     if (tmp_made)
         unlinkat(dfd, tmp, 0);
-    if (dfd >= 0)
-        close(dfd);
     return rc;
 }
 
@@ -167,6 +171,12 @@ void pf_free_file(uint8_t *buf, bool secure)
 int pf_read_file(const char *path, size_t max, unsigned flags, uint8_t **out, size_t *len,
                  pf_err *e)
 {
+    return pf_read_file_at(AT_FDCWD, path, path, max, flags, out, len, e);
+}
+
+int pf_read_file_at(int dirfd, const char *name, const char *path, size_t max, unsigned flags,
+                    uint8_t **out, size_t *len, pf_err *e)
+{
     bool secure = (flags & PF_READ_SECURE) != 0;
     int fd = -1, rc = -1;
     uint8_t *buf = NULL;
@@ -174,7 +184,7 @@ int pf_read_file(const char *path, size_t max, unsigned flags, uint8_t **out, si
 
     *out = NULL;
     *len = 0;
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         if (errno == ELOOP)
             pf_err_set(e, PF_EENV, "%s: is a symbolic link; refusing to follow it", path);

@@ -32,6 +32,9 @@ int pf_rename_noreplace(int olddirfd, const char *oldname, int newdirfd, const c
  * existing NAME is an error and is never touched. */
 int pf_atomic_write(const char *dir, const char *name, const void *data, size_t len, mode_t mode,
                     bool no_replace, pf_err *e);
+/* The same inside an open directory; dirname only names it in messages. */
+int pf_atomic_write_at(int dirfd, const char *dirname, const char *name, const void *data,
+                       size_t len, mode_t mode, bool no_replace, pf_err *e);
 
 /* pf_read_file flags. SECURE: the buffer comes from sodium_malloc (for
  * secrets) and must be released with pf_free_file(buf, true). PRIVATE: the
@@ -43,6 +46,9 @@ int pf_atomic_write(const char *dir, const char *name, const void *data, size_t 
  * the last component). */
 int pf_read_file(const char *path, size_t max, unsigned flags, uint8_t **out, size_t *len,
                  pf_err *e);
+/* The same for NAME in an open directory; path names it in messages. */
+int pf_read_file_at(int dirfd, const char *name, const char *path, size_t max, unsigned flags,
+                    uint8_t **out, size_t *len, pf_err *e);
 void pf_free_file(uint8_t *buf, bool secure);
 
 int pf_mkdir_p(const char *path, mode_t mode, pf_err *e);

@@ -8,12 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/event.h"
 #include "common/pf_err.h"
 #include "keys/keyfile.h"
 
-enum pf_event_level { PF_EV_ERROR, PF_EV_WARN, PF_EV_INFO, PF_EV_DEBUG };
-
-typedef void (*pf_event_fn)(void *ctx, enum pf_event_level level, const char *line);
 
 typedef struct pf_import_progress {
     size_t done, total;  /* bundles this run */
