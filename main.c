@@ -10,6 +10,7 @@
 #include <zstd.h>
 
 #include "bundle/bundle_cmd.h"
+#include "capture/capture_cmd.h"
 #include "import/import_cmd.h"
 #include "keys/keys_cmd.h"
 
@@ -19,7 +20,7 @@ static const char usage[] =
     "commands:\n"
     "  keys      make and manage sensor and central keys\n"
     "  bundle    create, inspect, verify and open sealed bundles\n"
-    "  capture   the sensor daemon (not in this version yet)\n"
+    "  capture   the sensor daemon: capture, rotate, seal into bundles\n"
     "  import    verify bundles and deliver their captures to Arkime, exactly once\n"
     "  help [COMMAND]\n"
     "  --version\n";
@@ -53,6 +54,10 @@ static int help(const char *cmd)
         fputs(pf_import_usage, stdout);
         return 0;
     }
+    if (strcmp(cmd, "capture") == 0) {
+        fputs(pf_capture_usage, stdout);
+        return 0;
+    }
     fprintf(stderr, "pcapferry: no help for '%s'\n", cmd);
     return 2;
 }
@@ -80,10 +85,8 @@ int main(int argc, char **argv)
         return pf_bundle_main(argc - 1, argv + 1);
     if (strcmp(cmd, "import") == 0)
         return pf_import_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "capture") == 0) {
-        fprintf(stderr, "pcapferry: '%s' is not in this version yet\n", cmd);
-        return 2;
-    }
+    if (strcmp(cmd, "capture") == 0)
+        return pf_capture_main(argc - 1, argv + 1);
     fprintf(stderr, "pcapferry: unknown command '%s'\n%s", cmd, usage);
     return 2;
 }

@@ -1,0 +1,1024 @@
+#include "capture/sensor.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bundle/bundle.h"
+#include "capture/pcapfile.h"
+#include "common/fsutil.h"
+
+#define ACTIVE_PREFIX ".active-"
+#define STATS_SUFFIX  ".stats.json"
+#define CLOCK_JUMP_NS 1000000000LL
+
+/* What the capture thread and the sealer share, under lock. */
+struct shared {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool work, done, paused;
+    uint64_t outbox_bytes, outbox_bundles, bundles_made;
+    char last_bundle[PF_BUNDLE_NAME_MAX];
+    uint64_t last_seq;
+    int fatal;
+    pf_err err;
+};
+
+struct file_stats {
+    uint64_t seen, saved, not_saved_dont_save, not_saved_paused, not_saved_disk_full;
+    struct pcap_stat base;
+    int64_t start_ns, offset_start_ns, clock_jump_ns;
+};
+
+struct sensor {
+    const pf_sensor_opts *o;
+    pf_sensor_signals *sig;
+    pcap_t *p;
+    bool live;
+    int spool_fd, outbox_fd, state_fd;
+    pf_flows flows;
+    json_t *capture_settings;
+    struct shared sh;
+    /* capture thread */
+    pf_pcapw w;
+    bool open;
+    char active[NAME_MAX + 16], ready[NAME_MAX + 1];
+    struct file_stats fs;
+    int link_type;
+    uint32_t snaplen;
+    bool nano;
+    int64_t deadline_mono, last_offset;
+    int64_t boundary_ts; /* -r: next packet-time boundary */
+    bool rotate_now, disk_full;
+    int64_t disk_full_until;
+    unsigned counter;
+    uint64_t total_seen, total_saved, total_not_saved;
+    struct pcap_stat last_ps;
+    pf_err *e;
+    bool failed;
+};
+
+static void event(struct sensor *s, enum pf_event_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void event(struct sensor *s, enum pf_event_level level, const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+    if (s->o->event == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    s->o->event(s->o->ctx, level, line);
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---------- directories and privileges ---------- */
+
+static int open_dir(const char *path, mode_t mode, pf_err *e)
+{
+    if (pf_mkdir_p(path, mode, e) != 0)
+        return -1;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return pf_err_sys(e, errno, "%s: cannot open directory", path);
+    return fd;
+}
+
+/* The user must own what it will write: the directories and what is in
+ * them already (a lock file, a state file, pcaps left by a crash). */
+static int hand_over(int dirfd, const char *path, uid_t uid, gid_t gid, pf_err *e)
+{
+    if (fchown(dirfd, uid, gid) != 0)
+        return pf_err_sys(e, errno, "%s: cannot give it to the capture user", path);
+    int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+    if (d == NULL) {
+        if (dup >= 0)
+            close(dup);
+        return pf_err_sys(e, errno, "%s: cannot list", path);
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            fchownat(dirfd, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW);
+    closedir(d);
+    return 0;
+}
+
+static int drop_privileges(struct sensor *s, pf_err *e)
+{
+    const pf_sensor_opts *o = s->o;
+    if (geteuid() != 0) {
+        if (o->user != NULL)
+            event(s, PF_EV_WARN, "not running as root: -Z %s has nothing to drop", o->user);
+        return 0;
+    }
+    if (o->user == NULL) {
+        if (o->no_drop) {
+            event(s, PF_EV_WARN, "keeping root privileges (--no-drop)");
+            return 0;
+        }
+        return pf_err_set(e, PF_EUSAGE,
+                          "refusing to capture as root: give -Z USER (e.g. -Z pcapferry) or "
+                          "--no-drop");
+    }
+    errno = 0;
+    struct passwd *pw = getpwnam(o->user);
+    if (pw == NULL)
+        return pf_err_set(e, PF_EUSAGE, "-Z %s: no such user", o->user);
+    if (hand_over(s->spool_fd, o->spool, pw->pw_uid, pw->pw_gid, e) != 0 ||
+        hand_over(s->outbox_fd, o->outbox, pw->pw_uid, pw->pw_gid, e) != 0 ||
+        hand_over(s->state_fd, o->state, pw->pw_uid, pw->pw_gid, e) != 0)
+        return -1;
+    gid_t gid = pw->pw_gid;
+    if (setgroups(1, &gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
+        return pf_err_sys(e, errno, "cannot drop privileges to %s", o->user);
+    if (setuid(0) == 0 || seteuid(0) == 0)
+        return pf_err_set(e, PF_EENV, "privilege drop to %s did not stick", o->user);
+    /* Nothing this process runs may gain privileges again. */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return pf_err_sys(e, errno, "PR_SET_NO_NEW_PRIVS failed");
+    event(s, PF_EV_INFO, "dropped privileges user=%s uid=%u gid=%u", o->user, (unsigned)pw->pw_uid,
+          (unsigned)pw->pw_gid);
+    return 0;
+}
+
+/* ---------- capture files ---------- */
+
+static void file_names(struct sensor *s, int64_t start_ns)
+{
+    char when[32];
+    pf_compact_time(when, sizeof when, start_ns);
+    snprintf(s->ready, sizeof s->ready, "%s-%s-%04u.pcap", s->o->sensor->pub.name, when,
+             s->counter);
+    snprintf(s->active, sizeof s->active, "%s%s", ACTIVE_PREFIX, s->ready);
+}
+
+static int64_t next_boundary(int64_t ns, unsigned seconds)
+{
+    int64_t g = (int64_t)seconds * 1000000000;
+    return (ns / g + 1) * g;
+}
+
+static int open_file(struct sensor *s, int64_t start_ns, pf_err *e)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        file_names(s, start_ns);
+        s->counter = (s->counter + 1) % 10000;
+        if (faccessat(s->spool_fd, s->ready, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+            continue;
+        if (pf_pcapw_open(&s->w, s->spool_fd, s->active, s->link_type, s->snaplen, s->nano, e) == 0)
+            break;
+        if (e->sys_errno != EEXIST)
+            return -1;
+        pf_err_clear(e);
+    }
+    s->open = true;
+    memset(&s->fs, 0, sizeof s->fs);
+    s->fs.start_ns = start_ns;
+    int64_t now_wall = pf_now_ns(), now_mono = mono_ns();
+    s->fs.offset_start_ns = now_wall - now_mono;
+    s->last_offset = s->fs.offset_start_ns;
+    if (s->live) {
+        s->fs.base = s->last_ps;
+        if (s->o->rotate_seconds > 0)
+            s->deadline_mono =
+                now_mono + (next_boundary(now_wall, s->o->rotate_seconds) - now_wall);
+        else
+            s->deadline_mono = INT64_MAX;
+    }
+    return 0;
+}
+
+static json_t *stats_json(struct sensor *s, const struct pcap_stat *ps, int64_t end_ns,
+                          const char *reason)
+{
+    char a[PF_ISOTIME_BYTES], b[PF_ISOTIME_BYTES];
+    pf_isotime_ns(a, sizeof a, s->fs.start_ns);
+    pf_isotime_ns(b, sizeof b, end_ns);
+    json_t *j =
+        json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
+                  "window_start", a, "window_end", b, "window_start_ns", (json_int_t)s->fs.start_ns,
+                  "window_end_ns", (json_int_t)end_ns, "rotated_by", reason, "packets_seen",
+                  (json_int_t)s->fs.seen, "packets_saved", (json_int_t)s->fs.saved,
+                  "not_saved_dont_save", (json_int_t)s->fs.not_saved_dont_save, "not_saved_paused",
+                  (json_int_t)s->fs.not_saved_paused, "not_saved_disk_full",
+                  (json_int_t)s->fs.not_saved_disk_full, "wall_minus_monotonic_ns",
+                  (json_int_t)s->fs.offset_start_ns, "clock_jump_ns",
+                  (json_int_t)s->fs.clock_jump_ns, "recovered", 0);
+    if (j != NULL && ps != NULL) {
+        /* libpcap's counters are cumulative: the file's window is the
+         * difference (unsigned, so a wrap still subtracts right). */
+        json_object_set_new(j, "received",
+                            json_integer((json_int_t)(u_int)(ps->ps_recv - s->fs.base.ps_recv)));
+        json_object_set_new(j, "dropped_kernel",
+                            json_integer((json_int_t)(u_int)(ps->ps_drop - s->fs.base.ps_drop)));
+        json_object_set_new(
+            j, "dropped_interface",
+            json_integer((json_int_t)(u_int)(ps->ps_ifdrop - s->fs.base.ps_ifdrop)));
+    }
+    return j;
+}
+
+static void notify_sealer(struct sensor *s)
+{
+    pthread_mutex_lock(&s->sh.mu);
+    s->sh.work = true;
+    pthread_cond_signal(&s->sh.cv);
+    pthread_mutex_unlock(&s->sh.mu);
+}
+
+/* Closes the current file and hands it to the sealer: fdatasync, stats
+ * beside it, then the rename that makes it visible to the sealer. */
+static int close_file(struct sensor *s, const char *reason, pf_err *e)
+{
+    struct pcap_stat ps, *psp = NULL;
+    pf_err ce;
+    if (!s->open)
+        return 0;
+    s->open = false;
+    pf_err_clear(&ce);
+    int closed = pf_pcapw_close(&s->w, true, &ce);
+    if (closed != 0) {
+        /* A failed flush can leave half a record: cut it off. */
+        uint64_t kept = 0, cut = 0;
+        pf_err re;
+        pf_err_clear(&re);
+        event(s, PF_EV_WARN, "file=%s close failed (%s); keeping its complete records", s->active,
+              ce.msg);
+        if (pf_pcap_recover(s->spool_fd, s->active, &kept, &cut, &re) != 0) {
+            event(s, PF_EV_ERROR, "file=%s unrecoverable: %s", s->active, re.msg);
+            unlinkat(s->spool_fd, s->active, 0);
+            return 0;
+        }
+    }
+    if (s->live && pcap_stats(s->p, &ps) == 0) {
+        psp = &ps;
+        s->last_ps = ps;
+    }
+    uint64_t drops = psp ? (u_int)(ps.ps_drop - s->fs.base.ps_drop) : 0;
+    bool keep = s->fs.saved > 0 || drops > 0 || s->fs.not_saved_disk_full > 0 ||
+                s->fs.not_saved_paused > 0 || s->o->seal_empty;
+    if (!keep) {
+        unlinkat(s->spool_fd, s->active, 0); /* a quiet window: nothing to seal */
+        return 0;
+    }
+    int64_t end = pf_now_ns();
+    json_t *j = stats_json(s, psp, end, reason);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    char sname[NAME_MAX + 16];
+    snprintf(sname, sizeof sname, "%s%s", s->ready, STATS_SUFFIX);
+    int rc = -1;
+    if (text == NULL) {
+        pf_err_set(e, PF_EENV, "out of memory");
+        goto out;
+    }
+    if (pf_atomic_write_at(s->spool_fd, s->o->spool, sname, text, strlen(text), 0600, false, e) !=
+        0)
+        goto out;
+    if (renameat(s->spool_fd, s->active, s->spool_fd, s->ready) != 0) {
+        pf_err_sys(e, errno, "%s/%s: cannot hand over to the sealer", s->o->spool, s->ready);
+        goto out;
+    }
+    if (pf_fsync_dirfd(s->spool_fd, s->o->spool, e) != 0)
+        goto out;
+    event(s, PF_EV_DEBUG, "rotated file=%s packets=%" PRIu64 " by=%s", s->ready, s->fs.saved,
+          reason);
+    notify_sealer(s);
+    rc = 0;
+out:
+    free(text);
+    return rc;
+}
+
+static int rotate(struct sensor *s, const char *reason, int64_t next_start_ns, pf_err *e)
+{
+    if (close_file(s, reason, e) != 0)
+        return -1;
+    return open_file(s, next_start_ns, e);
+}
+
+/* ---------- the packet path ---------- */
+
+static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
+{
+    struct sensor *s = (struct sensor *)(void *)user;
+    int64_t ts = (int64_t)h->ts.tv_sec * 1000000000 + (int64_t)h->ts.tv_usec * (s->nano ? 1 : 1000);
+    if (s->failed)
+        return;
+    if (!s->live && s->o->rotate_seconds > 0) {
+        /* -r: rotate on packet time, aligned like the live clock */
+        if (s->boundary_ts == 0)
+            s->boundary_ts = next_boundary(ts, s->o->rotate_seconds);
+        if (ts >= s->boundary_ts) {
+            if (rotate(s, "time", ts, s->e) != 0) {
+                s->failed = true;
+                return;
+            }
+            s->boundary_ts = next_boundary(ts, s->o->rotate_seconds);
+        }
+    }
+    s->fs.seen++;
+    s->total_seen++;
+    pthread_mutex_lock(&s->sh.mu);
+    bool paused = s->sh.paused;
+    pthread_mutex_unlock(&s->sh.mu);
+    if (paused) {
+        s->fs.not_saved_paused++;
+        s->total_not_saved++;
+        return;
+    }
+    if (!pf_flows_keep(&s->flows, h, data)) {
+        s->fs.not_saved_dont_save++;
+        s->total_not_saved++;
+        return;
+    }
+    if (s->disk_full) {
+        if (mono_ns() < s->disk_full_until) {
+            s->fs.not_saved_disk_full++;
+            s->total_not_saved++;
+            return;
+        }
+        s->disk_full = false;
+    }
+    pf_err we;
+    pf_err_clear(&we);
+    if (pf_pcapw_write(&s->w, (int64_t)h->ts.tv_sec, (uint32_t)h->ts.tv_usec, h->caplen, h->len,
+                       data, &we) != 0) {
+        /* Never crash or stall on a full spool: count, and look again in
+         * a second. */
+        s->fs.not_saved_disk_full++;
+        s->total_not_saved++;
+        if (!s->disk_full)
+            event(s, PF_EV_WARN, "spool write failed (%s); packets are counted as not saved",
+                  we.msg);
+        s->disk_full = true;
+        s->disk_full_until = mono_ns() + 1000000000;
+        return;
+    }
+    s->fs.saved++;
+    s->total_saved++;
+    if (s->o->rotate_bytes > 0 && s->w.bytes >= s->o->rotate_bytes)
+        s->rotate_now = true;
+}
+
+/* ---------- the sealer ---------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool has_suffix(const char *name, const char *suffix)
+{
+    size_t n = strlen(name), m = strlen(suffix);
+    return n > m && strcmp(name + n - m, suffix) == 0;
+}
+
+/* Lists names in dirfd ending in suffix (not dot names), sorted. */
+static char **list_dir(int dirfd, const char *suffix, size_t *count)
+{
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    *count = 0;
+    int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+    if (d == NULL) {
+        if (dup >= 0)
+            close(dup);
+        return NULL;
+    }
+    rewinddir(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.' || !has_suffix(de->d_name, suffix))
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 32;
+            char **g = realloc(v, cap * sizeof *g);
+            if (g == NULL)
+                break;
+            v = g;
+        }
+        v[n] = strdup(de->d_name);
+        if (v[n] != NULL)
+            n++;
+    }
+    closedir(d);
+    if (n > 0)
+        qsort(v, n, sizeof *v, cmp_str);
+    *count = n;
+    return v;
+}
+
+static void free_list(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static uint64_t outbox_usage(struct sensor *s, uint64_t *bundles)
+{
+    size_t n;
+    uint64_t total = 0;
+    char **v = list_dir(s->outbox_fd, PF_BUNDLE_SUFFIX, &n);
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        if (fstatat(s->outbox_fd, v[i], &st, AT_SYMLINK_NOFOLLOW) == 0)
+            total += (uint64_t)st.st_size;
+    }
+    free_list(v, n);
+    *bundles = n;
+    return total;
+}
+
+/* Makes room for need bytes in the outbox, by the --when-full policy.
+ * Returns false when capture must stay paused for now. Deleted bundles
+ * are listed in gaps so the next manifest names them. */
+static bool make_room(struct sensor *s, uint64_t need, json_t *gaps)
+{
+    const pf_sensor_opts *o = s->o;
+    for (int guard = 0; guard < 100000; guard++) {
+        uint64_t bundles = 0, used = outbox_usage(s, &bundles);
+        struct statvfs vfs;
+        uint64_t avail =
+            fstatvfs(s->outbox_fd, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize : UINT64_MAX;
+        bool over = (o->outbox_max > 0 && used + need > o->outbox_max) ||
+                    (o->min_free > 0 && avail < need + o->min_free);
+        pthread_mutex_lock(&s->sh.mu);
+        s->sh.outbox_bytes = used;
+        s->sh.outbox_bundles = bundles;
+        bool was_paused = s->sh.paused;
+        if (!over && was_paused)
+            s->sh.paused = false;
+        if (over && o->when_full_stop)
+            s->sh.paused = true;
+        pthread_mutex_unlock(&s->sh.mu);
+        if (!over) {
+            if (was_paused)
+                event(s, PF_EV_WARN, "outbox has room again: capture resumed");
+            return true;
+        }
+        if (o->when_full_stop) {
+            if (!was_paused)
+                event(s, PF_EV_WARN,
+                      "outbox full (%" PRIu64 " bytes in %" PRIu64
+                      " bundles): capture paused, evidence kept (--when-full stop)",
+                      used, bundles);
+            return false;
+        }
+        size_t n;
+        char **v = list_dir(s->outbox_fd, PF_BUNDLE_SUFFIX, &n);
+        if (n == 0) {
+            free_list(v, n);
+            return true; /* nothing left to delete: try anyway */
+        }
+        pf_header h;
+        char path[PATH_MAX];
+        uint64_t size = 0;
+        pf_err he;
+        pf_err_clear(&he);
+        snprintf(path, sizeof path, "%s/%s", o->outbox, v[0]);
+        if (pf_bundle_read_header(path, &h, &size, &he) == 0)
+            json_array_append_new(gaps, json_pack("{s:s, s:I, s:s}", "deleted", v[0], "seq",
+                                                  (json_int_t)h.seq, "reason", "outbox full"));
+        else
+            json_array_append_new(
+                gaps, json_pack("{s:s, s:s}", "deleted", v[0], "reason", "outbox full"));
+        unlinkat(s->outbox_fd, v[0], 0);
+        pf_fsync_dirfd(s->outbox_fd, o->outbox, &he);
+        event(s, PF_EV_WARN, "outbox full: deleted oldest bundle=%s (--when-full drop-oldest)",
+              v[0]);
+        free_list(v, n);
+    }
+    return true;
+}
+
+static json_t *read_stats(struct sensor *s, const char *pcap)
+{
+    char name[NAME_MAX + 16];
+    uint8_t *raw = NULL;
+    size_t len = 0;
+    pf_err e;
+    pf_err_clear(&e);
+    snprintf(name, sizeof name, "%s%s", pcap, STATS_SUFFIX);
+    if (pf_read_file_at(s->spool_fd, name, name, 1 << 20, 0, &raw, &len, &e) != 0)
+        return json_pack("{s:s}", "note", "capture statistics lost (no stats file)");
+    json_t *j = json_loadb((const char *)raw, len, 0, NULL);
+    pf_free_file(raw, false);
+    return j != NULL ? j : json_pack("{s:s}", "note", "capture statistics unreadable");
+}
+
+static int seal_batch(struct sensor *s, char **names, size_t n, json_t *gaps, pf_err *e)
+{
+    pf_create_input in[64];
+    pf_create_result res;
+    int rc = -1;
+    memset(in, 0, sizeof in);
+    for (size_t i = 0; i < n; i++) {
+        in[i].path = names[i];
+        in[i].use_fd = true;
+        in[i].fd = openat(s->spool_fd, names[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        in[i].capture_stats = read_stats(s, names[i]);
+        if (in[i].fd < 0) {
+            pf_err_sys(e, errno, "%s/%s: cannot open", s->o->spool, names[i]);
+            goto out;
+        }
+    }
+    json_t *settings = json_deep_copy(s->capture_settings);
+    if (json_array_size(gaps) > 0)
+        json_object_set(settings, "gaps_before_this_bundle", gaps);
+    pf_create_opts co = {.sensor = s->o->sensor,
+                         .central = s->o->central,
+                         .outdir = s->o->outbox,
+                         .state_dir = s->o->state,
+                         .level = s->o->level,
+                         .workers = s->o->workers,
+                         .allow_unreadable = true, /* our own files: always carry them */
+                         .capture = settings,
+                         .use_outdir_fd = true,
+                         .outdir_fd = s->outbox_fd,
+                         .use_state_fd = true,
+                         .state_fd = s->state_fd};
+    int r = pf_bundle_create(&co, in, n, &res, e);
+    json_decref(settings);
+    if (r != 0)
+        goto out;
+    json_array_clear(gaps);
+    for (size_t i = 0; i < n; i++) {
+        char sname[NAME_MAX + 16];
+        snprintf(sname, sizeof sname, "%s%s", names[i], STATS_SUFFIX);
+        unlinkat(s->spool_fd, names[i], 0); /* plaintext gone once sealed */
+        unlinkat(s->spool_fd, sname, 0);
+    }
+    pf_fsync_dirfd(s->spool_fd, s->o->spool, e);
+    pthread_mutex_lock(&s->sh.mu);
+    snprintf(s->sh.last_bundle, sizeof s->sh.last_bundle, "%s", res.name);
+    s->sh.last_seq = res.seq;
+    s->sh.bundles_made++;
+    pthread_mutex_unlock(&s->sh.mu);
+    event(s, PF_EV_INFO,
+          "sealed bundle=%s seq=%" PRIu64 " files=%zu packets=%" PRIu64 " bytes=%" PRIu64
+          " sealed_bytes=%" PRIu64,
+          res.path, res.seq, n, res.packets, res.bytes_in, res.bytes_out);
+    rc = 0;
+out:
+    for (size_t i = 0; i < n; i++) {
+        if (in[i].use_fd && in[i].fd >= 0)
+            close(in[i].fd);
+        json_decref(in[i].capture_stats);
+    }
+    return rc;
+}
+
+static void *sealer_main(void *arg)
+{
+    struct sensor *s = arg;
+    json_t *gaps = json_array();
+    for (;;) {
+        pthread_mutex_lock(&s->sh.mu);
+        if (!s->sh.work && !s->sh.done) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            pthread_cond_timedwait(&s->sh.cv, &s->sh.mu, &until);
+        }
+        s->sh.work = false;
+        bool done = s->sh.done;
+        pthread_mutex_unlock(&s->sh.mu);
+
+        size_t n;
+        char **v = list_dir(s->spool_fd, ".pcap", &n);
+        if (n == 0) {
+            free_list(v, n);
+            uint64_t b;
+            uint64_t used = outbox_usage(s, &b);
+            pthread_mutex_lock(&s->sh.mu);
+            s->sh.outbox_bytes = used;
+            s->sh.outbox_bundles = b;
+            pthread_mutex_unlock(&s->sh.mu);
+            if (done)
+                break;
+            continue;
+        }
+        /* One pcap per bundle, or as many as fit under --bundle-max-size. */
+        size_t take = 0;
+        uint64_t size = 0;
+        while (take < n && take < 64) {
+            struct stat st;
+            uint64_t sz = fstatat(s->spool_fd, v[take], &st, 0) == 0 ? (uint64_t)st.st_size : 0;
+            if (take > 0 && (s->o->bundle_max == 0 || size + sz > s->o->bundle_max))
+                break;
+            size += sz;
+            take++;
+        }
+        if (!make_room(s, size, gaps)) {
+            free_list(v, n);
+            if (done) {
+                event(s, PF_EV_WARN,
+                      "stopping with %zu capture file(s) left in the spool "
+                      "(outbox full); they are sealed at the next start",
+                      n);
+                break;
+            }
+            sleep(1);
+            continue;
+        }
+        pf_err e;
+        pf_err_clear(&e);
+        if (seal_batch(s, v, take, gaps, &e) != 0) {
+            event(s, pf_err_is_nospace(&e) ? PF_EV_WARN : PF_EV_ERROR,
+                  "sealing failed (%s); retrying", e.msg);
+            free_list(v, n);
+            if (done && !pf_err_is_nospace(&e)) {
+                pthread_mutex_lock(&s->sh.mu);
+                s->sh.fatal = 1;
+                s->sh.err = e;
+                pthread_mutex_unlock(&s->sh.mu);
+                break;
+            }
+            sleep(1);
+            continue;
+        }
+        free_list(v, n);
+        pthread_mutex_lock(&s->sh.mu);
+        s->sh.work = true; /* more may be waiting */
+        pthread_mutex_unlock(&s->sh.mu);
+    }
+    json_decref(gaps);
+    return NULL;
+}
+
+/* ---------- recovery, status ---------- */
+
+/* A crash or power cut leaves .active-* files: cut each back to its last
+ * complete record and hand it to the sealer, flagged as recovered. */
+static int recover_spool(struct sensor *s, pf_err *e)
+{
+    int dup = fcntl(s->spool_fd, F_DUPFD_CLOEXEC, 0);
+    DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+    if (d == NULL) {
+        if (dup >= 0)
+            close(dup);
+        return pf_err_sys(e, errno, "%s: cannot list spool", s->o->spool);
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, ACTIVE_PREFIX, strlen(ACTIVE_PREFIX)) != 0)
+            continue;
+        const char *ready = de->d_name + strlen(ACTIVE_PREFIX);
+        uint64_t packets = 0, cut = 0;
+        pf_err re;
+        pf_err_clear(&re);
+        if (pf_pcap_recover(s->spool_fd, de->d_name, &packets, &cut, &re) != 0) {
+            event(s, PF_EV_WARN, "file=%s not recoverable (%s); removed", de->d_name, re.msg);
+            unlinkat(s->spool_fd, de->d_name, 0);
+            continue;
+        }
+        if (packets == 0) {
+            unlinkat(s->spool_fd, de->d_name, 0);
+            continue;
+        }
+        json_t *j = json_pack("{s:b, s:I, s:I, s:s}", "recovered", 1, "packets_saved",
+                              (json_int_t)packets, "bytes_cut", (json_int_t)cut, "note",
+                              "interrupted by a crash or power cut; cut back to the last "
+                              "complete record; counters of that window are lost");
+        char *text = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        char sname[NAME_MAX + 16];
+        snprintf(sname, sizeof sname, "%s%s", ready, STATS_SUFFIX);
+        int r = text ? pf_atomic_write_at(s->spool_fd, s->o->spool, sname, text, strlen(text), 0600,
+                                          false, e)
+                     : -1;
+        free(text);
+        if (r != 0 || renameat(s->spool_fd, de->d_name, s->spool_fd, ready) != 0) {
+            closedir(d);
+            return r != 0 ? -1 : pf_err_sys(e, errno, "%s: cannot hand over", ready);
+        }
+        event(s, PF_EV_WARN, "recovered file=%s packets=%" PRIu64 " bytes_cut=%" PRIu64, ready,
+              packets, cut);
+    }
+    closedir(d);
+    return pf_fsync_dirfd(s->spool_fd, s->o->spool, e);
+}
+
+static void write_status(struct sensor *s)
+{
+    pf_err e;
+    char now[PF_ISOTIME_BYTES];
+    pf_err_clear(&e);
+    pf_isotime_ns(now, sizeof now, pf_now_ns());
+    pthread_mutex_lock(&s->sh.mu);
+    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:s, s:I, s:b}",
+                          "time", now, "source", s->live ? s->o->iface : "files", "packets_seen",
+                          (json_int_t)s->total_seen, "packets_saved", (json_int_t)s->total_saved,
+                          "packets_not_saved", (json_int_t)s->total_not_saved, "dropped_kernel",
+                          (json_int_t)s->last_ps.ps_drop, "dropped_interface",
+                          (json_int_t)s->last_ps.ps_ifdrop, "current_file", s->open ? s->ready : "",
+                          "current_file_bytes", (json_int_t)(s->open ? s->w.bytes : 0),
+                          "outbox_bytes", (json_int_t)s->sh.outbox_bytes, "outbox_bundles",
+                          (json_int_t)s->sh.outbox_bundles, "last_bundle", s->sh.last_bundle,
+                          "last_seq", (json_int_t)s->sh.last_seq, "paused", s->sh.paused);
+    pthread_mutex_unlock(&s->sh.mu);
+    char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+    json_decref(j);
+    if (text != NULL)
+        pf_atomic_write_at(s->state_fd, s->o->state, "status.json", text, strlen(text), 0644, false,
+                           &e);
+    free(text);
+}
+
+static void log_stats(struct sensor *s)
+{
+    pthread_mutex_lock(&s->sh.mu);
+    uint64_t ob = s->sh.outbox_bytes, made = s->sh.bundles_made;
+    pthread_mutex_unlock(&s->sh.mu);
+    event(s, PF_EV_INFO,
+          "stats seen=%" PRIu64 " saved=%" PRIu64 " not_saved=%" PRIu64
+          " dropped_kernel=%u dropped_interface=%u bundles=%" PRIu64 " outbox_bytes=%" PRIu64,
+          s->total_seen, s->total_saved, s->total_not_saved, s->last_ps.ps_drop,
+          s->last_ps.ps_ifdrop, made, ob);
+}
+
+/* ---------- set-up and the loop ---------- */
+
+static int open_handle(struct sensor *s, const char *file, pf_err *e)
+{
+    char errbuf[PCAP_ERRBUF_SIZE] = "";
+    const pf_sensor_opts *o = s->o;
+    if (file != NULL) {
+        s->p = pcap_open_offline_with_tstamp_precision(file, PCAP_TSTAMP_PRECISION_NANO, errbuf);
+        if (s->p == NULL)
+            return pf_err_set(e, PF_EREJECT, "%s: libpcap cannot read it: %s", file, errbuf);
+        s->nano = true;
+    } else {
+        s->p = pcap_create(o->iface, errbuf);
+        if (s->p == NULL)
+            return pf_err_set(e, PF_EENV, "-i %s: %s", o->iface, errbuf);
+        pcap_set_snaplen(s->p, (int)o->snaplen);
+        pcap_set_promisc(s->p, o->promisc);
+        pcap_set_timeout(s->p, 100);
+        if (o->buffer_kib > 0)
+            pcap_set_buffer_size(s->p, o->buffer_kib * 1024);
+        s->nano = pcap_set_tstamp_precision(s->p, PCAP_TSTAMP_PRECISION_NANO) == 0;
+        int r = pcap_activate(s->p);
+        if (r < 0)
+            return pf_err_set(e, r == PCAP_ERROR_PERM_DENIED ? PF_EUSAGE : PF_EENV, "-i %s: %s%s%s",
+                              o->iface, pcap_statustostr(r), pcap_geterr(s->p)[0] ? ": " : "",
+                              pcap_geterr(s->p));
+        if (r > 0)
+            event(s, PF_EV_WARN, "-i %s: %s", o->iface, pcap_statustostr(r));
+        s->nano = pcap_get_tstamp_precision(s->p) == PCAP_TSTAMP_PRECISION_NANO;
+        if (pcap_setnonblock(s->p, 1, errbuf) != 0)
+            return pf_err_set(e, PF_EENV, "-i %s: %s", o->iface, errbuf);
+    }
+    if (o->filter != NULL && o->filter[0] != '\0') {
+        struct bpf_program prog;
+        if (pcap_compile(s->p, &prog, o->filter, 1, PCAP_NETMASK_UNKNOWN) != 0)
+            return pf_err_set(e, PF_EUSAGE, "filter '%s': %s", o->filter, pcap_geterr(s->p));
+        int r = pcap_setfilter(s->p, &prog);
+        pcap_freecode(&prog);
+        if (r != 0)
+            return pf_err_set(e, PF_EENV, "filter '%s': %s", o->filter, pcap_geterr(s->p));
+    }
+    s->link_type = pcap_datalink(s->p);
+    s->snaplen = (uint32_t)pcap_snapshot(s->p);
+    return 0;
+}
+
+static json_t *settings_json(struct sensor *s)
+{
+    const pf_sensor_opts *o = s->o;
+    const char *name = pcap_datalink_val_to_name(s->link_type);
+    json_t *rules = json_array();
+    for (size_t i = 0; i < o->nrules; i++)
+        json_array_append_new(rules, json_pack("{s:s, s:I}", "bpf", o->rules[i].expr, "keep",
+                                               (json_int_t)o->rules[i].keep));
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    return json_pack("{s:s, s:s?, s:s?, s:I, s:i, s:s?, s:b, s:I, s:I, s:o, s:s, s:s}", "source",
+                     s->live ? "live" : "files", "interface", o->iface, "filter", o->filter,
+                     "snaplen", (json_int_t)s->snaplen, "link_type", s->link_type, "link_type_name",
+                     name, "promiscuous", s->live && o->promisc, "rotate_seconds",
+                     (json_int_t)o->rotate_seconds, "rotate_bytes", (json_int_t)o->rotate_bytes,
+                     "dont_save", rules, "hostname", host, "ts_resolution", s->nano ? "ns" : "us");
+}
+
+static int capture_live(struct sensor *s, pf_err *e)
+{
+    int fd = pcap_get_selectable_fd(s->p);
+    int64_t next_status = mono_ns();
+    if (open_file(s, pf_now_ns(), e) != 0)
+        return -1;
+    while (!s->sig->stop && !s->failed) {
+        int64_t now = mono_ns();
+        int64_t wait = s->deadline_mono - now;
+        if (next_status - now < wait)
+            wait = next_status - now;
+        if (wait > 1000000000)
+            wait = 1000000000;
+        if (wait < 0)
+            wait = 0;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int r = poll(&pfd, 1, (int)(wait / 1000000));
+        if (r < 0 && errno != EINTR)
+            return pf_err_sys(e, errno, "poll on the capture handle failed");
+        if (r > 0) {
+            int n = pcap_dispatch(s->p, -1, on_packet, (u_char *)(void *)s);
+            if (n == PCAP_ERROR)
+                return pf_err_set(e, PF_EENV, "-i %s: %s", s->o->iface, pcap_geterr(s->p));
+        }
+        if (s->failed)
+            break;
+        now = mono_ns();
+        int64_t offset = pf_now_ns() - now;
+        int64_t jump = offset - s->last_offset;
+        if (jump > CLOCK_JUMP_NS || jump < -CLOCK_JUMP_NS) {
+            s->fs.clock_jump_ns += jump;
+            event(s, PF_EV_WARN, "wall clock jumped by %+" PRId64 " ms", jump / 1000000);
+        }
+        s->last_offset = offset;
+        const char *why = s->rotate_now             ? "size"
+                          : s->sig->rotate          ? "signal"
+                          : now >= s->deadline_mono ? "time"
+                                                    : NULL;
+        if (why != NULL) {
+            s->rotate_now = false;
+            s->sig->rotate = 0;
+            if (rotate(s, why, pf_now_ns(), e) != 0)
+                return -1;
+        }
+        if (s->sig->report) {
+            s->sig->report = 0;
+            log_stats(s);
+        }
+        if (now >= next_status) {
+            struct pcap_stat ps;
+            if (pcap_stats(s->p, &ps) == 0)
+                s->last_ps = ps;
+            write_status(s);
+            next_status =
+                now + (int64_t)(s->o->status_seconds ? s->o->status_seconds : 5) * 1000000000;
+        }
+    }
+    if (s->failed)
+        return -1;
+    return close_file(s, "stop", e);
+}
+
+static int capture_files(struct sensor *s, pf_err *e)
+{
+    bool opened = false;
+    for (size_t i = 0; i < s->o->nread && !s->sig->stop; i++) {
+        if (i > 0) {
+            pcap_close(s->p);
+            s->p = NULL;
+            int old_link = s->link_type;
+            if (open_handle(s, s->o->read_files[i], e) != 0)
+                return -1;
+            if (s->link_type != old_link && opened && close_file(s, "link-type", e) != 0)
+                return -1;
+            if (s->link_type != old_link)
+                opened = false;
+        }
+        if (!opened) {
+            if (open_file(s, pf_now_ns(), e) != 0)
+                return -1;
+            opened = true;
+        }
+        for (;;) {
+            int n = pcap_dispatch(s->p, 4096, on_packet, (u_char *)(void *)s);
+            if (s->failed)
+                return -1;
+            if (n == PCAP_ERROR) {
+                event(s, PF_EV_WARN, "%s: %s (keeping the packets read before)",
+                      s->o->read_files[i], pcap_geterr(s->p));
+                break;
+            }
+            if (n == 0 || s->sig->stop)
+                break;
+            if (s->rotate_now) {
+                s->rotate_now = false;
+                if (rotate(s, "size", pf_now_ns(), e) != 0)
+                    return -1;
+            }
+        }
+    }
+    return close_file(s, "end of input", e);
+}
+
+int pf_sensor_run(const pf_sensor_opts *o, pf_sensor_signals *sig, pf_err *e)
+{
+    struct sensor s;
+    pthread_t sealer;
+    bool sealer_started = false;
+    int rc = -1;
+
+    memset(&s, 0, sizeof s);
+    s.o = o;
+    s.sig = sig;
+    s.e = e;
+    s.spool_fd = s.outbox_fd = s.state_fd = -1;
+    s.live = o->iface != NULL;
+    s.w.fd = -1;
+    pthread_mutex_init(&s.sh.mu, NULL);
+    pthread_cond_init(&s.sh.cv, NULL);
+    if (s.live == (o->nread > 0)) {
+        pf_err_set(e, PF_EUSAGE, "capture needs either -i IFACE or -r FILE");
+        goto out;
+    }
+    if (s.live && strcmp(o->iface, "any") == 0 && !o->allow_any) {
+        pf_err_set(e, PF_EUSAGE,
+                   "-i any: Linux's 'any' device replaces each frame's link layer with a cooked "
+                   "header (MACs, VLAN tags and the Ethernet layer are lost); name the interface, "
+                   "or pass --allow-any if that is acceptable");
+        goto out;
+    }
+    /* As root: the capture handle and the directories. */
+    if (open_handle(&s, s.live ? NULL : o->read_files[0], e) != 0)
+        goto out;
+    s.flows.nrules = o->nrules;
+    memcpy(s.flows.rules, o->rules, sizeof s.flows.rules);
+    if (pf_flows_init(&s.flows, s.p, e) != 0)
+        goto out;
+    if ((s.spool_fd = open_dir(o->spool, 0700, e)) < 0 ||
+        (s.outbox_fd = open_dir(o->outbox, 0750, e)) < 0 ||
+        (s.state_fd = open_dir(o->state, 0700, e)) < 0)
+        goto out;
+    /* Then drop to the capture user; from here on only the descriptors. */
+    if (drop_privileges(&s, e) != 0)
+        goto out;
+    if (recover_spool(&s, e) != 0)
+        goto out;
+    s.capture_settings = settings_json(&s);
+    if (pthread_create(&sealer, NULL, sealer_main, &s) != 0) {
+        pf_err_set(e, PF_EENV, "cannot start the sealer thread");
+        goto out;
+    }
+    sealer_started = true;
+    notify_sealer(&s); /* files recovered or left from the last run */
+    event(&s, PF_EV_INFO, "capturing source=%s link_type=%d snaplen=%u ts=%s spool=%s outbox=%s",
+          s.live ? o->iface : o->read_files[0], s.link_type, s.snaplen, s.nano ? "ns" : "us",
+          o->spool, o->outbox);
+    int r = s.live ? capture_live(&s, e) : capture_files(&s, e);
+    if (r != 0 && e->status == PF_OK)
+        pf_err_set(e, PF_EENV, "capture failed");
+    if (s.live)
+        log_stats(&s);
+    rc = r;
+out:
+    if (sealer_started) {
+        pthread_mutex_lock(&s.sh.mu);
+        s.sh.done = true;
+        s.sh.work = true;
+        pthread_cond_signal(&s.sh.cv);
+        pthread_mutex_unlock(&s.sh.mu);
+        pthread_join(sealer, NULL);
+        if (s.sh.fatal && rc == 0) {
+            *e = s.sh.err;
+            rc = -1;
+        }
+        write_status(&s);
+    }
+    if (s.open)
+        pf_pcapw_close(&s.w, true, e);
+    pf_flows_free(&s.flows);
+    json_decref(s.capture_settings);
+    if (s.p != NULL)
+        pcap_close(s.p);
+    if (s.spool_fd >= 0)
+        close(s.spool_fd);
+    if (s.outbox_fd >= 0)
+        close(s.outbox_fd);
+    if (s.state_fd >= 0)
+        close(s.state_fd);
+    pthread_mutex_destroy(&s.sh.mu);
+    pthread_cond_destroy(&s.sh.cv);
+    return rc;
+}
