@@ -202,6 +202,8 @@ static int cmp_candidate(const void *a, const void *b)
 
 /* ---------- delivery ---------- */
 
+static void settle(pf_importer *imp);
+
 static int open_sensor_dir(pf_importer *imp, const char *sensor, bool *created, pf_err *e)
 {
     char path[PATH_MAX];
@@ -212,6 +214,7 @@ static int open_sensor_dir(pf_importer *imp, const char *sensor, bool *created, 
         *created = true;
         if (pf_fsync_dir(imp->o.ingest_dir, e) != 0)
             return -1;
+        settle(imp);
     } else if (errno != EEXIST) {
         return pf_err_sys(e, errno, "%s: cannot create ingest directory", path);
     }
@@ -301,10 +304,11 @@ static int exec_and_record(pf_importer *imp, const char *sensor, uint64_t seq, i
         c->exec_failures++;
         event(imp, PF_EV_WARN, "file=%s exec_status=%d (retried on the next run)", path, st);
     }
-    return pf_db_exec(&imp->db, e,
-                      "UPDATE deliveries SET exec_status = ?, exec_attempts = exec_attempts + 1 "
-                      "WHERE sensor = ? AND seq = ? AND n = ?",
-                      "isui", (int64_t)st, sensor, seq, nth);
+    return pf_db_exec(
+        &imp->db, e,
+        "UPDATE deliveries SET exec_status = ?, exec_attempts = MAX(exec_attempts, 0) + 1 "
+        "WHERE sensor = ? AND seq = ? AND n = ?",
+        "isui", (int64_t)st, sensor, seq, nth);
 }
 
 /* The last step for one file: staged -> final name -> announced. Safe to
@@ -422,7 +426,7 @@ struct plan {
 
 /* Everything after a successful extraction: gate, convert, hold, record,
  * deliver. On failure the caller removes what is still staged. */
-static int deliver_bundle(pf_importer *imp, const struct candidate *cand, int dirfd, bool new_dir,
+static int deliver_bundle(pf_importer *imp, const struct candidate *cand, int dirfd,
                           pf_extracted *x, struct plan *plan, pf_import_counts *c, pf_err *e)
 {
     const pf_manifest *m = x->manifest;
@@ -526,10 +530,6 @@ static int deliver_bundle(pf_importer *imp, const struct candidate *cand, int di
         bool again;
         if (p->stage[0] == '\0')
             continue;
-        if (new_dir) {
-            settle(imp);
-            new_dir = false;
-        }
         if (finish_delivery(imp, dirfd, h->sensor, h->seq, (int64_t)i + 1, p->stage, p->final,
                             &again, e) != 0)
             return -1;
@@ -576,7 +576,7 @@ static int delete_source(pf_importer *imp, const char *path, pf_err *e)
     char dir[PATH_MAX];
     if (!imp->o.delete_source)
         return 0;
-    if (unlink(path) != 0)
+    if (unlink(path) != 0 && errno != ENOENT) /* reached twice through nested sources */
         return pf_err_sys(e, errno, "%s: cannot delete source", path);
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
@@ -637,6 +637,20 @@ static int import_one(pf_importer *imp, const struct candidate *cand, pf_import_
         return quarantine_bundle(imp, cand->path, h->sensor, h->seq, be.msg, false, e);
     }
 
+    /* Trust and the header signature before anything is created for this
+     * sensor: an untrusted sender gets no directory in INGEST. */
+    pf_trust tr;
+    pf_err_clear(&be);
+    if (pf_keyring_lookup(imp->o.keyring, h->signer_id, &tr, &be) != 0 ||
+        pf_trust_allows_seq(&tr, h->seq, &be) != 0 || pf_header_verify(h, tr.key.sign_pk, &be)) {
+        if (be.status == PF_EENV) {
+            *e = be;
+            return -1;
+        }
+        pf_err_prefix(&be, "%s: ", cand->path);
+        c->rejected++;
+        return quarantine_bundle(imp, cand->path, h->sensor, h->seq, be.msg, false, e);
+    }
     dirfd = open_sensor_dir(imp, h->sensor, &new_dir, e);
     if (dirfd < 0)
         return -1;
@@ -669,7 +683,7 @@ static int import_one(pf_importer *imp, const struct candidate *cand, pf_import_
         pf_err_set(e, PF_EENV, "out of memory");
         goto out;
     }
-    if (deliver_bundle(imp, cand, dirfd, new_dir, &x, plan, c, e) != 0) {
+    if (deliver_bundle(imp, cand, dirfd, &x, plan, c, e) != 0) {
         if (pf_err_is_nospace(e))
             e->status = PF_EINCOMPLETE;
         /* Whatever is still staged goes; recorded rows are finished by
@@ -860,8 +874,6 @@ pf_importer *pf_importer_open(const pf_import_opts *o, pf_err *e)
         snprintf(imp->quarantine, sizeof imp->quarantine, "%s", o->quarantine_dir);
     else
         snprintf(imp->quarantine, sizeof imp->quarantine, "%s/quarantine", o->state_dir);
-    if (pf_mkdir_p(o->state_dir, 0750, e) != 0)
-        goto fail;
     struct stat st;
     if (stat(o->ingest_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         pf_err_set(e, PF_EUSAGE,
@@ -870,6 +882,8 @@ pf_importer *pf_importer_open(const pf_import_opts *o, pf_err *e)
                    o->ingest_dir);
         goto fail;
     }
+    if (pf_mkdir_p(o->state_dir, 0750, e) != 0)
+        goto fail;
     if (pf_path_join(path, sizeof path, o->state_dir, "lock", e) != 0)
         goto fail;
     imp->lock_fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -955,7 +969,8 @@ int pf_importer_run(pf_importer *imp, char *const *sources, size_t n, pf_import_
         l.v[i].path = NULL;
     size_t total = good;
     l.n = good;
-    qsort(l.v, l.n, sizeof *l.v, cmp_candidate);
+    if (l.n > 1)
+        qsort(l.v, l.n, sizeof *l.v, cmp_candidate);
     prog.total = total;
     for (size_t i = 0; i < l.n; i++)
         prog.bytes_total += l.v[i].size;
