@@ -12,6 +12,7 @@
 #include "bundle/manifest.h"
 #include "bundle/names.h"
 #include "bundle/pcapinfo.h"
+#include "common/event.h"
 #include "keys/keyring.h"
 
 #define PF_DEFAULT_LEVEL 3
@@ -97,6 +98,37 @@ typedef struct pf_verified {
 
 __attribute__((warn_unused_result)) int pf_bundle_verify(const char *path, const char *keyring,
                                                          pf_verified *out, pf_err *e);
+/* The same against one given sensor key (a sensor checking its own
+ * bundles, e.g. on a USB stick after export). */
+__attribute__((warn_unused_result)) int
+pf_bundle_verify_key(const char *path, const pf_pubkey *sensor, pf_verified *out, pf_err *e);
+
+/* Export to removable media: DEST/pcapferry/<sensor>/, oldest first, each
+ * copy written under a dot .part name, fsynced, renamed, and read back and
+ * verified before it counts as exported (OUTBOX/.exported/<name>). */
+typedef struct pf_export_result {
+    size_t copied, already_there, failed, remaining;
+    uint64_t bytes_copied, bytes_remaining;
+    bool dest_full;
+} pf_export_result;
+
+typedef void (*pf_export_progress)(void *ctx, size_t done, size_t total, uint64_t bytes);
+
+int pf_bundle_export(const char *outbox, const char *dest, const pf_pubkey *sensor,
+                     pf_event_fn event, pf_export_progress progress, void *ctx, pf_export_result *r,
+                     pf_err *e);
+
+/* Deletes exactly the outbox bundles that verified receipts (signed by the
+ * pinned central key) confirm as committed, by seq and bundle hash.
+ * Forged or altered receipts, and receipts naming a hash the outbox does
+ * not hold, delete nothing and are reported through event. */
+typedef struct pf_prune_result {
+    size_t receipts, receipts_bad, deleted, already_gone, hash_mismatch, rejected;
+} pf_prune_result;
+
+int pf_bundle_prune(int outbox_fd, const char *outbox, const char *receipts_dir,
+                    const pf_pubkey *central, pf_event_fn event, void *ctx, pf_prune_result *r,
+                    pf_err *e);
 
 /* Reads only the plaintext header (no keys). */
 __attribute__((warn_unused_result)) int pf_bundle_read_header(const char *path, pf_header *out,

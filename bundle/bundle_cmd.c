@@ -1,5 +1,9 @@
 /* pcapferry bundle: argument parsing and printing only. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -8,6 +12,7 @@
 
 #include "bundle/bundle.h"
 #include "bundle/bundle_cmd.h"
+#include "bundle/receipt.h"
 #include "common/cli.h"
 #include "common/text.h"
 
@@ -18,6 +23,9 @@ const char pf_bundle_usage[] =
     "       pcapferry bundle inspect [--json] BUNDLE\n"
     "       pcapferry bundle verify --keyring DIR BUNDLE...\n"
     "       pcapferry bundle open --key CENTRAL.key --keyring DIR --out DIR BUNDLE\n"
+    "       pcapferry bundle export --outbox DIR --key SENSOR.key|.pub [--central CENTRAL.pub]\n"
+    "                               DEST\n"
+    "       pcapferry bundle prune --outbox DIR --receipts DIR --central CENTRAL.pub\n"
     "\n"
     "create   packs capture files into one signed, encrypted bundle; prints its path\n"
     "inspect  shows the plaintext header (no keys needed)\n"
@@ -25,12 +33,16 @@ const char pf_bundle_usage[] =
     "         signed by a trusted, unrevoked sensor; one line per bundle\n"
     "open     verifies everything, then writes the captures and the signed manifest\n"
     "         into DIR; if any check fails nothing is left in DIR\n"
+    "export   copies bundles not yet on DEST (a mounted USB stick) into\n"
+    "         DEST/pcapferry/<sensor>/, oldest first, verifies each copy, and consumes\n"
+    "         the receipts found on DEST (with --central)\n"
+    "prune    deletes the outbox bundles that signed receipts confirm as committed\n"
     "\n"
     "Exit status: 0 ok, 1 rejected, 2 usage or environment error, 75 incomplete\n"
     "(a bundle still being copied; try again later).\n";
 
 struct opts {
-    const char *key, *to, *out, *state, *keyring;
+    const char *key, *to, *out, *state, *keyring, *outbox, *receipts, *central;
     uint64_t seq;
     int level, threads;
     bool json, allow_unreadable;
@@ -38,7 +50,18 @@ struct opts {
 
 static int parse(int argc, char **argv, struct opts *o, int *first)
 {
-    enum { O_SEQ = 256, O_STATE, O_LEVEL, O_THREADS, O_JSON, O_KEYRING, O_ALLOW };
+    enum {
+        O_SEQ = 256,
+        O_STATE,
+        O_LEVEL,
+        O_THREADS,
+        O_JSON,
+        O_KEYRING,
+        O_ALLOW,
+        O_OUTBOX,
+        O_RECEIPTS,
+        O_CENTRAL
+    };
     static const struct option longopts[] = {{"key", required_argument, NULL, 'k'},
                                              {"to", required_argument, NULL, 't'},
                                              {"out", required_argument, NULL, 'o'},
@@ -49,6 +72,9 @@ static int parse(int argc, char **argv, struct opts *o, int *first)
                                              {"json", no_argument, NULL, O_JSON},
                                              {"keyring", required_argument, NULL, O_KEYRING},
                                              {"allow-unreadable", no_argument, NULL, O_ALLOW},
+                                             {"outbox", required_argument, NULL, O_OUTBOX},
+                                             {"receipts", required_argument, NULL, O_RECEIPTS},
+                                             {"central", required_argument, NULL, O_CENTRAL},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int c;
@@ -92,6 +118,15 @@ static int parse(int argc, char **argv, struct opts *o, int *first)
             break;
         case O_ALLOW:
             o->allow_unreadable = true;
+            break;
+        case O_OUTBOX:
+            o->outbox = optarg;
+            break;
+        case O_RECEIPTS:
+            o->receipts = optarg;
+            break;
+        case O_CENTRAL:
+            o->central = optarg;
             break;
         case 'h':
             fputs(pf_bundle_usage, stdout);
@@ -296,6 +331,117 @@ static int cmd_open(int nargs, char **args, const struct opts *o)
     return 0;
 }
 
+static void print_event(void *ctx, enum pf_event_level level, const char *line)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    (void)ctx;
+    if (level <= PF_EV_INFO)
+        fprintf(stderr, "pcapferry: %s: %s\n", names[level], line);
+}
+
+static void print_progress(void *ctx, size_t done, size_t total, uint64_t bytes)
+{
+    (void)ctx;
+    if (isatty(2))
+        fprintf(stderr, "\r\033[Kexporting: %zu/%zu bundles, %.1f MB", done, total,
+                (double)bytes / 1e6);
+}
+
+static int load_central(const char *path, pf_pubkey *out, pf_err *e)
+{
+    if (pf_pubkey_load(path, out, e) != 0)
+        return key_fail(e);
+    if (out->role != PF_ROLE_CENTRAL)
+        return pf_cli_usage("bundle", "%s: --central takes the central host's public key", path);
+    return 0;
+}
+
+static int prune_report(const pf_prune_result *r)
+{
+    fprintf(stderr,
+            "pcapferry: receipts: %zu read, %zu refused; bundles: %zu deleted, %zu already "
+            "gone, %zu kept (hash differs), %zu reported rejected by the central host\n",
+            r->receipts, r->receipts_bad, r->deleted, r->already_gone, r->hash_mismatch,
+            r->rejected);
+    return r->receipts_bad > 0 || r->hash_mismatch > 0 ? 1 : 0;
+}
+
+static int cmd_prune(int nargs, const struct opts *o)
+{
+    pf_err e;
+    pf_pubkey central;
+    pf_prune_result r;
+    pf_err_clear(&e);
+    if (o->outbox == NULL || o->receipts == NULL || o->central == NULL || nargs != 0)
+        return pf_cli_usage("bundle", "bundle prune needs --outbox, --receipts and --central");
+    int rc = load_central(o->central, &central, &e);
+    if (rc != 0)
+        return rc;
+    int fd = open(o->outbox, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        pf_err_sys(&e, errno, "%s: cannot open outbox", o->outbox);
+        return pf_cli_fail(&e);
+    }
+    rc = pf_bundle_prune(fd, o->outbox, o->receipts, &central, print_event, NULL, &r, &e);
+    close(fd);
+    if (rc != 0)
+        return pf_cli_fail(&e);
+    return prune_report(&r);
+}
+
+static int cmd_export(int nargs, char **args, const struct opts *o)
+{
+    pf_err e;
+    pf_pubkey sensor, central;
+    pf_export_result r;
+    pf_err_clear(&e);
+    if (o->outbox == NULL || o->key == NULL || nargs != 1)
+        return pf_cli_usage("bundle", "bundle export needs --outbox DIR, --key SENSOR.key (or "
+                                      ".pub) and one DEST directory");
+    if (pf_pubkey_load(o->key, &sensor, &e) != 0)
+        return key_fail(&e);
+    if (sensor.role != PF_ROLE_SENSOR)
+        return pf_cli_usage("bundle", "%s: --key takes the sensor's key", o->key);
+    if (o->central != NULL) {
+        int rc = load_central(o->central, &central, &e);
+        if (rc != 0)
+            return rc;
+    }
+    int rc =
+        pf_bundle_export(o->outbox, args[0], &sensor, print_event, print_progress, NULL, &r, &e);
+    if (isatty(2))
+        fputs("\r\033[K", stderr);
+    if (rc != 0)
+        return pf_cli_fail(&e);
+    fprintf(stderr, "pcapferry: exported %zu bundle(s) (%.1f MB), %zu already on %s, %zu failed\n",
+            r.copied, (double)r.bytes_copied / 1e6, r.already_there, args[0], r.failed);
+    if (r.dest_full)
+        fprintf(stderr,
+                "pcapferry: %s is full: %zu bundle(s), %" PRIu64 " bytes remain for the next "
+                "stick\n",
+                args[0], r.remaining, r.bytes_remaining);
+    int status = r.failed > 0 ? 1 : 0;
+    if (o->central != NULL) {
+        char rdir[PATH_MAX];
+        pf_prune_result pr;
+        snprintf(rdir, sizeof rdir, "%s/%s", args[0], PF_RECEIPTS_DIR);
+        int fd = open(o->outbox, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0 && access(rdir, F_OK) == 0) {
+            if (pf_bundle_prune(fd, o->outbox, rdir, &central, print_event, NULL, &pr, &e) != 0) {
+                close(fd);
+                return pf_cli_fail(&e);
+            }
+            if (prune_report(&pr) != 0)
+                status = 1;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    fprintf(stderr, "pcapferry: run 'sync' and wait for it to return before unmounting %s\n",
+            args[0]);
+    return r.dest_full && status == 0 ? 75 : status;
+}
+
 int pf_bundle_main(int argc, char **argv)
 {
     struct opts o;
@@ -318,5 +464,9 @@ int pf_bundle_main(int argc, char **argv)
         return cmd_verify(nargs, args, &o);
     if (strcmp(sub, "open") == 0)
         return cmd_open(nargs, args, &o);
+    if (strcmp(sub, "export") == 0)
+        return cmd_export(nargs, args, &o);
+    if (strcmp(sub, "prune") == 0)
+        return cmd_prune(nargs, &o);
     return pf_cli_usage("bundle", "unknown bundle command '%s'", sub);
 }

@@ -41,6 +41,8 @@ const char pf_capture_usage[] =
     "storage:\n"
     "  --outbox-max SIZE  --min-free SIZE  --when-full drop-oldest|stop\n"
     "other:\n"
+    "  --receipts DIR   receipts from the central host placed here delete exactly the\n"
+    "                   bundles they confirm as committed\n"
     "  --allow-any  --no-drop  --seal-empty  --status-interval SECONDS\n"
     "  -c FILE      config file, 'key = value' (default " DEFAULT_CONFIG ")\n"
     "  -q, -v       quieter, more verbose\n"
@@ -52,7 +54,7 @@ const char pf_capture_usage[] =
     "Signals: TERM/INT seal and exit; HUP rotates now; USR1 logs statistics.\n";
 
 struct settings {
-    char *iface, *filter, *user, *key, *to, *spool, *outbox, *state;
+    char *iface, *filter, *user, *key, *to, *spool, *outbox, *state, *receipts;
     char *read_files[MAX_READ_FILES];
     size_t nread;
     uint64_t snaplen, buffer_kib, rotate_mb, rotate_seconds, level, threads, bundle_max;
@@ -85,9 +87,10 @@ static bool parse_bool(const char *v, bool *out)
 static int apply(struct settings *s, const char *k, const char *v, pf_err *e)
 {
     uint64_t u;
-    char **strs[] = {&s->iface, &s->filter, &s->user,   &s->key,
-                     &s->to,    &s->spool,  &s->outbox, &s->state};
-    const char *snames[] = {"interface", "filter", "user", "key", "to", "spool", "outbox", "state"};
+    char **strs[] = {&s->iface, &s->filter, &s->user,  &s->key,     &s->to,
+                     &s->spool, &s->outbox, &s->state, &s->receipts};
+    const char *snames[] = {"interface", "filter", "user",  "key",     "to",
+                            "spool",     "outbox", "state", "receipts"};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         if (strcmp(k, snames[i]) == 0)
             return set_str(strs[i], v);
@@ -200,7 +203,8 @@ static void on_event(void *ctx, enum pf_event_level level, const char *line)
 
 static void free_settings(struct settings *s)
 {
-    char *strs[] = {s->iface, s->filter, s->user, s->key, s->to, s->spool, s->outbox, s->state};
+    char *strs[] = {s->iface, s->filter, s->user,  s->key,     s->to,
+                    s->spool, s->outbox, s->state, s->receipts};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         free(strs[i]);
     for (size_t i = 0; i < s->nread; i++)
@@ -225,7 +229,8 @@ int pf_capture_main(int argc, char **argv)
         O_ANY,
         O_NODROP,
         O_EMPTY,
-        O_STATUS
+        O_STATUS,
+        O_RECEIPTS
     };
     static const struct option longopts[] = {{"key", required_argument, NULL, O_KEY},
                                              {"to", required_argument, NULL, O_TO},
@@ -243,6 +248,7 @@ int pf_capture_main(int argc, char **argv)
                                              {"no-drop", no_argument, NULL, O_NODROP},
                                              {"seal-empty", no_argument, NULL, O_EMPTY},
                                              {"status-interval", required_argument, NULL, O_STATUS},
+                                             {"receipts", required_argument, NULL, O_RECEIPTS},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     static const char *const long_keys[] = {
@@ -253,7 +259,8 @@ int pf_capture_main(int argc, char **argv)
         [O_DONT - 256] = "dont-save",   [O_OMAX - 256] = "outbox-max",
         [O_MINFREE - 256] = "min-free", [O_WHENFULL - 256] = "when-full",
         [O_ANY - 256] = "allow-any",    [O_NODROP - 256] = "no-drop",
-        [O_EMPTY - 256] = "seal-empty", [O_STATUS - 256] = "status-interval"};
+        [O_EMPTY - 256] = "seal-empty", [O_STATUS - 256] = "status-interval",
+        [O_RECEIPTS - 256] = "receipts"};
     struct settings s = {.snaplen = 262144, .level = 3, .status_seconds = 5};
     pf_err e;
     const char *config = NULL, *sensor_name = NULL;
@@ -446,6 +453,7 @@ int pf_capture_main(int argc, char **argv)
                         .min_free = s.min_free,
                         .when_full_stop = s.when_full_stop,
                         .status_seconds = (unsigned)s.status_seconds,
+                        .receipts_dir = s.receipts,
                         .event = on_event,
                         .ctx = &s.verbosity};
     memcpy(o.rules, s.rules, sizeof o.rules);

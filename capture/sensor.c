@@ -597,11 +597,35 @@ out:
     return rc;
 }
 
+static void forward_event(void *ctx, enum pf_event_level level, const char *line)
+{
+    struct sensor *s = ctx;
+    if (s->o->event != NULL)
+        s->o->event(s->o->ctx, level, line);
+}
+
+/* Receipts in the inbox delete exactly the bundles they confirm. */
+static void prune_from_inbox(struct sensor *s, int64_t *next)
+{
+    int64_t now = mono_ns();
+    if (s->o->receipts_dir == NULL || now < *next)
+        return;
+    *next = now + 10 * 1000000000LL;
+    pf_prune_result r;
+    pf_err e;
+    pf_err_clear(&e);
+    if (pf_bundle_prune(s->outbox_fd, s->o->outbox, s->o->receipts_dir, s->o->central,
+                        forward_event, s, &r, &e) != 0)
+        event(s, PF_EV_WARN, "pruning from receipts failed: %s", e.msg);
+}
+
 static void *sealer_main(void *arg)
 {
     struct sensor *s = arg;
     json_t *gaps = json_array();
+    int64_t next_prune = 0;
     for (;;) {
+        prune_from_inbox(s, &next_prune);
         pthread_mutex_lock(&s->sh.mu);
         if (!s->sh.work && !s->sh.done) {
             struct timespec until;

@@ -38,6 +38,7 @@ typedef struct pf_sensor_opts {
     uint64_t outbox_max, min_free;
     bool when_full_stop; /* else drop-oldest */
     unsigned status_seconds;
+    const char *receipts_dir; /* receipts dropped here prune the outbox */
     pf_event_fn event;
     void *ctx;
 } pf_sensor_opts;

@@ -32,6 +32,8 @@ const char pf_import_usage[] =
     "  --state DIR              import state: database, lock, signed manifests\n"
     "  --ingest DIR             the directory Arkime watches\n"
     "  --quarantine DIR         rejected bundles and held files (default STATE/quarantine)\n"
+    "  --receipts DIR           also write the signed receipts to DIR/<sensor>/ (rsync\n"
+    "                           setups; for a USB export they go back onto the stick)\n"
     "  --exec 'CMD ARGS'        run for each delivered pcap, no shell; {file} {sensor}\n"
     "                           {seq} are replaced, e.g. '/opt/arkime/bin/capture --copy\n"
     "                           -n {sensor} -t sensor:{sensor} -r {file}'\n"
@@ -51,7 +53,7 @@ const char pf_import_usage[] =
     "(incomplete bundles, disk full, another import running).\n";
 
 struct settings {
-    char *key, *keyring, *state, *ingest, *quarantine, *exec;
+    char *key, *keyring, *state, *ingest, *quarantine, *exec, *receipts;
     char *sources[MAX_SOURCES];
     size_t nsources;
     bool read_truncated, delete_source, watch, status, json;
@@ -94,6 +96,8 @@ static int config_setting(void *ctx, const char *k, const char *v, int lineno, p
         return set_str(&s->quarantine, v);
     if (strcmp(k, "exec") == 0)
         return set_str(&s->exec, v);
+    if (strcmp(k, "receipts") == 0)
+        return set_str(&s->receipts, v);
     if (strcmp(k, "source") == 0) {
         if (s->nsources >= MAX_SOURCES)
             return pf_err_set(e, PF_EUSAGE, "too many sources");
@@ -123,6 +127,7 @@ static void free_settings(struct settings *s)
     free(s->ingest);
     free(s->quarantine);
     free(s->exec);
+    free(s->receipts);
     for (size_t i = 0; i < s->nsources; i++)
         free(s->sources[i]);
 }
@@ -255,7 +260,8 @@ int pf_import_main(int argc, char **argv)
         O_SETTLE,
         O_CONFIG,
         O_STATUS,
-        O_JSON
+        O_JSON,
+        O_RECEIPTS
     };
     static const struct option longopts[] = {{"key", required_argument, NULL, O_KEY},
                                              {"keyring", required_argument, NULL, O_KEYRING},
@@ -271,6 +277,7 @@ int pf_import_main(int argc, char **argv)
                                              {"config", required_argument, NULL, O_CONFIG},
                                              {"status", no_argument, NULL, O_STATUS},
                                              {"json", no_argument, NULL, O_JSON},
+                                             {"receipts", required_argument, NULL, O_RECEIPTS},
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"verbose", no_argument, NULL, 'v'},
                                              {"help", no_argument, NULL, 'h'},
@@ -335,6 +342,9 @@ int pf_import_main(int argc, char **argv)
         case O_JSON:
             cli.json = true;
             break;
+        case O_RECEIPTS:
+            set_str(&cli.receipts, optarg);
+            break;
         case 'q':
             cli.verbosity = -1;
             break;
@@ -366,6 +376,7 @@ int pf_import_main(int argc, char **argv)
     OVERRIDE(ingest)
     OVERRIDE(quarantine)
     OVERRIDE(exec)
+    OVERRIDE(receipts)
 #undef OVERRIDE
     s.read_truncated |= cli.read_truncated;
     s.delete_source |= cli.delete_source;
@@ -422,6 +433,7 @@ int pf_import_main(int argc, char **argv)
                         .state_dir = s.state,
                         .ingest_dir = s.ingest,
                         .quarantine_dir = s.quarantine,
+                        .receipts_dir = s.receipts,
                         .exec_argv = s.exec != NULL && exec_argv[0] != NULL ? exec_argv : NULL,
                         .read_truncated = s.read_truncated,
                         .delete_source = s.delete_source,

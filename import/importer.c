@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bundle/bundle.h"
+#include "bundle/receipt.h"
 #include "common/fsutil.h"
 #include "import/arkime.h"
 #include "import/db.h"
@@ -23,12 +24,96 @@
 #define MAX_SCAN_DEPTH 8
 #define STAGE_PREFIX   ".pcapferry-"
 
+/* Receipts of one run, one per sensor, and where they go back. */
+#define MAX_RECEIPT_ROOTS 8
+struct receipt_set {
+    pf_receipt *r;
+    char *roots[MAX_RECEIPT_ROOTS]; /* export layouts the bundles came from */
+    size_t nroots;
+};
+
 struct pf_importer {
     pf_import_opts o;
     char quarantine[PATH_MAX];
     int lock_fd;
     pf_db db;
+    struct receipt_set *rs;
+    size_t nrs;
 };
+
+static void event(pf_importer *imp, enum pf_event_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A bundle found at ROOT/pcapferry/<sensor>/NAME came from an export to
+ * removable media: its receipt goes back to ROOT/pcapferry-receipts/. */
+static void note_receipt(pf_importer *imp, const char *sensor, const char *path, uint64_t seq,
+                         const uint8_t hash[32], enum pf_receipt_status st, const char *reason)
+{
+    pf_err e;
+    struct receipt_set *set = NULL;
+    pf_err_clear(&e);
+    for (size_t i = 0; i < imp->nrs; i++)
+        if (strcmp(imp->rs[i].r->sensor, sensor) == 0)
+            set = &imp->rs[i];
+    if (set == NULL) {
+        struct receipt_set *g = realloc(imp->rs, (imp->nrs + 1) * sizeof *g);
+        if (g == NULL)
+            return;
+        imp->rs = g;
+        set = &imp->rs[imp->nrs];
+        memset(set, 0, sizeof *set);
+        set->r = pf_receipt_new(sensor);
+        if (set->r == NULL)
+            return;
+        imp->nrs++;
+    }
+    pf_receipt_add(set->r, seq, hash, st, reason, &e);
+    char marker[PF_NAME_MAX + 16];
+    snprintf(marker, sizeof marker, "/pcapferry/%s/", sensor);
+    const char *at = strstr(path, marker);
+    if (at == NULL || set->nroots >= MAX_RECEIPT_ROOTS)
+        return;
+    char *root = at == path ? strdup("/") : strndup(path, (size_t)(at - path));
+    for (size_t i = 0; root != NULL && i < set->nroots; i++)
+        if (strcmp(set->roots[i], root) == 0) {
+            free(root);
+            return;
+        }
+    if (root != NULL)
+        set->roots[set->nroots++] = root;
+}
+
+static void write_receipts(pf_importer *imp)
+{
+    for (size_t i = 0; i < imp->nrs; i++) {
+        struct receipt_set *set = &imp->rs[i];
+        char dir[PATH_MAX], name[NAME_MAX + 1];
+        for (size_t k = 0; k <= set->nroots; k++) {
+            pf_err e;
+            pf_err_clear(&e);
+            if (k < set->nroots)
+                snprintf(dir, sizeof dir, "%s/%s/%s", set->roots[k], PF_RECEIPTS_DIR,
+                         set->r->sensor);
+            else if (imp->o.receipts_dir != NULL)
+                snprintf(dir, sizeof dir, "%s/%s", imp->o.receipts_dir, set->r->sensor);
+            else
+                continue;
+            if (set->r->n == 0)
+                continue;
+            if (pf_receipt_write(set->r, imp->o.central, dir, name, sizeof name, &e) == 0)
+                event(imp, PF_EV_INFO, "receipt=%s/%s sensor=%s bundles=%zu", dir, name,
+                      set->r->sensor, set->r->n);
+            else
+                event(imp, PF_EV_WARN, "could not write a receipt to %s: %s", dir, e.msg);
+        }
+        pf_receipt_free(set->r);
+        for (size_t k = 0; k < set->nroots; k++)
+            free(set->roots[k]);
+    }
+    free(imp->rs);
+    imp->rs = NULL;
+    imp->nrs = 0;
+}
 
 struct candidate {
     char *path;
@@ -76,10 +161,6 @@ static int quarantine_bundle(pf_importer *imp, const char *path, const char *sen
     if (pf_hash_file(path, fh, e) != 0)
         return -1;
     hex32(fhex, fh);
-    struct {
-        bool *known;
-    } q = {&known};
-    (void)q;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(imp->db.sql, "SELECT 1 FROM rejections WHERE file_hash = ?", -1, &st,
                            NULL) == SQLITE_OK) {
@@ -87,6 +168,8 @@ static int quarantine_bundle(pf_importer *imp, const char *path, const char *sen
         known = sqlite3_step(st) == SQLITE_ROW;
     }
     sqlite3_finalize(st);
+    if (sensor != NULL && seq > 0)
+        note_receipt(imp, sensor, path, seq, fh, PF_RCPT_REJECTED, reason);
     if (known) {
         event(imp, PF_EV_WARN,
               "bundle=%s status=rejected again reason=\"%s\" (already quarantined)", path, reason);
@@ -560,6 +643,7 @@ rollback:
 struct existing {
     bool found;
     char header_hash[65];
+    char bundle_hash[65];
 };
 
 static int existing_row(void *ctx, sqlite3_stmt *st, pf_err *e)
@@ -568,6 +652,8 @@ static int existing_row(void *ctx, sqlite3_stmt *st, pf_err *e)
     (void)e;
     x->found = true;
     snprintf(x->header_hash, sizeof x->header_hash, "%s", pf_db_text(st, 0));
+    if (sqlite3_column_count(st) > 1)
+        snprintf(x->bundle_hash, sizeof x->bundle_hash, "%s", pf_db_text(st, 1));
     return 0;
 }
 
@@ -604,11 +690,14 @@ static int import_one(pf_importer *imp, const struct candidate *cand, pf_import_
     memset(&x, 0, sizeof x);
     hex32(hh, h->hash);
     if (pf_db_query(&imp->db, e, existing_row, &ex,
-                    "SELECT header_hash FROM bundles WHERE sensor = ? AND seq = ?", "su", h->sensor,
-                    h->seq) != 0)
+                    "SELECT header_hash, bundle_hash FROM bundles WHERE sensor = ? AND seq = ?",
+                    "su", h->sensor, h->seq) != 0)
         return -1;
     if (ex.found && strcmp(ex.header_hash, hh) == 0) {
         c->duplicates++;
+        uint8_t bh[32];
+        if (pf_unhex(bh, sizeof bh, ex.bundle_hash)) /* acknowledge again */
+            note_receipt(imp, h->sensor, cand->path, h->seq, bh, PF_RCPT_COMMITTED, NULL);
         event(imp, PF_EV_DEBUG, "bundle=%s sensor=%s seq=%" PRIu64 " status=already-imported",
               cand->path, h->sensor, h->seq);
         return delete_source(imp, cand->path, e);
@@ -695,6 +784,7 @@ static int import_one(pf_importer *imp, const struct candidate *cand, pf_import_
         goto out;
     }
     c->imported++;
+    note_receipt(imp, h->sensor, cand->path, h->seq, x.bundle_hash, PF_RCPT_COMMITTED, NULL);
     event(imp, PF_EV_INFO,
           "bundle=%s sensor=%s seq=%" PRIu64 " status=imported files=%zu packets=%" PRIu64,
           cand->path, h->sensor, h->seq, x.manifest->nfiles, pf_manifest_total_packets(x.manifest));
@@ -984,6 +1074,7 @@ int pf_importer_run(pf_importer *imp, char *const *sources, size_t n, pf_import_
     }
     rc = pf_importer_count_gaps(imp, c, e);
 out:
+    write_receipts(imp); /* also after an error: what was committed is acknowledged */
     for (size_t i = 0; i < l.n; i++)
         free(l.v[i].path);
     free(l.v);

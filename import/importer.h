@@ -12,7 +12,6 @@
 #include "common/pf_err.h"
 #include "keys/keyfile.h"
 
-
 typedef struct pf_import_progress {
     size_t done, total;  /* bundles this run */
     uint64_t bytes_done; /* bundle bytes processed */
@@ -25,6 +24,7 @@ typedef struct pf_import_opts {
     const char *state_dir;
     const char *ingest_dir;
     const char *quarantine_dir; /* NULL: STATE/quarantine */
+    const char *receipts_dir;   /* also write receipts to DIR/<sensor>/ */
     char *const *exec_argv;     /* template with {file} {sensor} {seq}; NULL: none */
     bool read_truncated;        /* Arkime runs with readTruncatedPackets=true */
     bool delete_source;         /* remove a source bundle once committed */
