@@ -129,6 +129,7 @@ static int extract_file(struct archive *a, struct reader *r, int dirfd, struct s
     crypto_generichash_state hash;
     int fd = -1, rc = -1;
     uint64_t total = 0;
+    pf_writeback wb = {0, 0};
     fd = openat(dirfd, s->stage, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
         pf_err_sys(e, errno, "%s: cannot create staged file %s", what, s->stage);
@@ -148,6 +149,7 @@ static int extract_file(struct archive *a, struct reader *r, int dirfd, struct s
         crypto_generichash_update(&hash, r->buf + READ_BUF_BYTES, (size_t)n);
         if (pf_write_all(fd, r->buf + READ_BUF_BYTES, (size_t)n, s->name, e) != 0)
             goto out;
+        pf_writeback_note(fd, &wb, (size_t)n);
         total += (uint64_t)n;
     }
     crypto_generichash_final(&hash, s->hash, PF_HASH_BYTES);

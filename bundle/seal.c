@@ -1,10 +1,14 @@
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
 
+#include "bundle/pipe.h"
 #include "bundle/stream.h"
 #include "common/buf.h"
 #include "common/fsutil.h"
+
+#define PF_ZSTD_JOB_BYTES (2u << 20)
 
 struct pf_sealer {
     int fd;
@@ -14,12 +18,19 @@ struct pf_sealer {
     crypto_secretstream_xchacha20poly1305_state *ss; /* sodium_malloc */
     crypto_generichash_state *hash;                  /* running BLAKE2b of the file */
     ZSTD_CCtx *zc;
+    /* Compression fills plain; a writer thread encrypts, hashes and writes
+     * full chunks while the next one is compressed. */
+    pf_pipe pipe;
+    bool pipe_ready;
+    pthread_t writer;
+    bool writer_running;
     uint8_t *plain; /* one chunk of compressed bytes waiting to be sealed */
     size_t plain_len;
-    uint8_t *wire; /* u32 length || ciphertext */
+    uint8_t *wire; /* u32 length || ciphertext (writer thread) */
     uint64_t content_in;
     bool exceed_bound;
     uint64_t bytes_out;
+    pf_writeback wb;
     uint64_t chunks;
     bool finished;
 };
@@ -41,22 +52,61 @@ static int emit(pf_sealer *s, const void *data, size_t len, pf_err *e)
 {
     if (pf_write_all(s->fd, data, len, s->what, e) != 0)
         return -1;
+    pf_writeback_note(s->fd, &s->wb, len);
     crypto_generichash_update(s->hash, data, len);
     s->bytes_out += len;
     return 0;
 }
 
-static int seal_chunk(pf_sealer *s, unsigned char tag, pf_err *e)
+static int encrypt_and_write(pf_sealer *s, const uint8_t *plain, size_t len, unsigned char tag,
+                             pf_err *e)
 {
     unsigned long long clen = 0;
-    if (crypto_secretstream_xchacha20poly1305_push(s->ss, s->wire + 4, &clen, s->plain,
-                                                   s->plain_len, s->hdr.hash, sizeof s->hdr.hash,
-                                                   tag) != 0)
+    if (crypto_secretstream_xchacha20poly1305_push(s->ss, s->wire + 4, &clen, plain, len,
+                                                   s->hdr.hash, sizeof s->hdr.hash, tag) != 0)
         return pf_err_set(e, PF_EENV, "%s: encryption failed", s->what);
     pf_store_u32(s->wire, (uint32_t)clen);
-    s->plain_len = 0;
     s->chunks++;
     return emit(s, s->wire, (size_t)clen + 4, e);
+}
+
+static void *writer_main(void *arg)
+{
+    pf_sealer *s = arg;
+    for (;;) {
+        pf_pipe_slot slot;
+        pf_err e;
+        pf_err_clear(&e);
+        if (pf_pipe_pop(&s->pipe, &slot, NULL) != 0)
+            break; /* cancelled */
+        int r = encrypt_and_write(s, slot.buf, slot.len, slot.tag, &e);
+        pf_pipe_give_back(&s->pipe, slot.buf);
+        if (r != 0) {
+            pf_pipe_fail(&s->pipe, &e);
+            break;
+        }
+        if (slot.end)
+            break;
+    }
+    return NULL;
+}
+
+/* Hands the full chunk to the writer and takes an empty buffer. */
+static int seal_chunk(pf_sealer *s, unsigned char tag, pf_err *e)
+{
+    bool end = tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL;
+    pf_pipe_slot slot = {.buf = s->plain, .len = s->plain_len, .tag = tag, .end = end};
+    pf_pipe_push(&s->pipe, &slot);
+    s->plain = NULL;
+    s->plain_len = 0;
+    if (end)
+        return 0;
+    s->plain = pf_pipe_take(&s->pipe);
+    if (s->plain == NULL) {
+        pf_pipe_failed(&s->pipe, e);
+        return -1;
+    }
+    return 0;
 }
 
 pf_sealer *pf_sealer_new(const pf_seckey *sensor, const pf_pubkey *central, const pf_seal_params *p,
@@ -101,10 +151,13 @@ pf_sealer *pf_sealer_new(const pf_seckey *sensor, const pf_pubkey *central, cons
     key = sodium_malloc(crypto_secretstream_xchacha20poly1305_KEYBYTES);
     s->ss = sodium_malloc(sizeof *s->ss);
     s->hash = sodium_malloc(sizeof *s->hash);
-    s->plain = malloc(h->chunk_size);
     s->wire = malloc((size_t)h->chunk_size + PF_CHUNK_ABYTES + 4);
-    if (!eph_sk || !session || !key || !s->ss || !s->hash || !s->plain || !s->wire)
+    if (!eph_sk || !session || !key || !s->ss || !s->hash || !s->wire)
         goto nomem;
+    s->pipe_ready = true; /* destroy copes with a half-made pipe */
+    if (pf_pipe_init(&s->pipe, h->chunk_size, e) != 0)
+        goto out;
+    s->plain = pf_pipe_take(&s->pipe);
     if (crypto_kx_keypair(h->eph_pk, eph_sk) != 0 ||
         crypto_kx_client_session_keys(rx, session, h->eph_pk, eph_sk, central->box_pk) != 0) {
         pf_err_set(e, PF_EREJECT, "%s: key agreement with the central key failed (weak key?)",
@@ -130,7 +183,9 @@ pf_sealer *pf_sealer_new(const pf_seckey *sensor, const pf_pubkey *central, cons
         (p->test_window_log > 0 &&
          ZSTD_isError(ZSTD_CCtx_setParameter(s->zc, ZSTD_c_windowLog, p->test_window_log))) ||
         (p->workers > 0 &&
-         ZSTD_isError(ZSTD_CCtx_setParameter(s->zc, ZSTD_c_nbWorkers, p->workers)))) {
+         (ZSTD_isError(ZSTD_CCtx_setParameter(s->zc, ZSTD_c_nbWorkers, p->workers)) ||
+          /* small jobs keep memory bounded (64 MiB for the whole process) */
+          ZSTD_isError(ZSTD_CCtx_setParameter(s->zc, ZSTD_c_jobSize, PF_ZSTD_JOB_BYTES))))) {
         pf_err_set(e, PF_EUSAGE, "%s: zstd rejected level %d / %d workers", what, p->level,
                    p->workers);
         goto out;
@@ -139,6 +194,11 @@ pf_sealer *pf_sealer_new(const pf_seckey *sensor, const pf_pubkey *central, cons
         goto nomem;
     if (emit(s, h->raw, h->raw_len, e) != 0)
         goto out;
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+        pf_err_set(e, PF_EENV, "%s: cannot start the writer thread", what);
+        goto out;
+    }
+    s->writer_running = true;
     ok = true;
     goto out;
 nomem:
@@ -205,6 +265,11 @@ int pf_sealer_finish(pf_sealer *s, uint8_t bundle_hash[PF_HASH_BYTES], uint64_t 
         return -1;
     if (seal_chunk(s, crypto_secretstream_xchacha20poly1305_TAG_FINAL, e) != 0)
         return -1;
+    /* The writer owns the hash until it has written the final chunk. */
+    pthread_join(s->writer, NULL);
+    s->writer_running = false;
+    if (pf_pipe_failed(&s->pipe, e))
+        return -1;
     if (emit(s, marker, sizeof marker, e) != 0)
         return -1;
     uint64_t body_len = s->bytes_out;
@@ -222,14 +287,15 @@ void pf_sealer_free(pf_sealer *s)
 {
     if (s == NULL)
         return;
+    if (s->writer_running) {
+        pf_pipe_cancel(&s->pipe);
+        pthread_join(s->writer, NULL);
+    }
+    if (s->pipe_ready)
+        pf_pipe_destroy(&s->pipe); /* wipes the compressed plaintext */
     sodium_free(s->ss);
     sodium_free(s->hash);
     ZSTD_freeCCtx(s->zc);
-    if (s->plain != NULL) {
-        /* compressed plaintext of captures: wipe before returning it */
-        sodium_memzero(s->plain, s->hdr.chunk_size);
-        free(s->plain);
-    }
     free(s->wire);
     free(s);
 }

@@ -1,8 +1,10 @@
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
 
+#include "bundle/pipe.h"
 #include "bundle/stream.h"
 #include "common/buf.h"
 #include "common/fsutil.h"
@@ -15,13 +17,22 @@ struct pf_unsealer {
     crypto_secretstream_xchacha20poly1305_state *ss; /* sodium_malloc */
     crypto_generichash_state *hash;
     ZSTD_DCtx *zd;
-    uint8_t *wire;  /* ciphertext of one chunk */
-    uint8_t *plain; /* its decrypted (still compressed) bytes */
-    size_t plain_len, plain_pos;
+    /* A reader thread reads, hashes and decrypts chunks ahead; the caller's
+     * thread decompresses them. The reader's fields: */
+    uint8_t *wire; /* ciphertext of one chunk */
     uint64_t bytes_in;
-    uint64_t content_out;
     uint64_t chunks;
-    bool begun, final_seen, ended, failed;
+    bool final_seen;
+    pf_pipe pipe;
+    bool pipe_ready;
+    pthread_t reader;
+    bool reader_running;
+    /* The caller's: */
+    uint8_t *plain; /* the decrypted (still compressed) chunk being used */
+    size_t plain_len, plain_pos;
+    bool plain_is_final;
+    uint64_t content_out;
+    bool begun, ended, failed;
     size_t zstd_left; /* last ZSTD_decompressStream hint; 0 = frame complete */
     uint8_t bundle_hash[PF_HASH_BYTES];
 };
@@ -93,6 +104,8 @@ const pf_header *pf_unsealer_header(const pf_unsealer *u)
     return &u->hdr;
 }
 
+static void *reader_main(void *arg);
+
 int pf_unsealer_begin(pf_unsealer *u, const pf_pubkey *sensor, const pf_seckey *central, pf_err *e)
 {
     uint8_t *session = NULL, *key = NULL;
@@ -118,9 +131,11 @@ int pf_unsealer_begin(pf_unsealer *u, const pf_pubkey *sensor, const pf_seckey *
     session = sodium_malloc(crypto_kx_SESSIONKEYBYTES);
     key = sodium_malloc(crypto_secretstream_xchacha20poly1305_KEYBYTES);
     u->wire = malloc((size_t)h->chunk_size + PF_CHUNK_ABYTES);
-    u->plain = malloc(h->chunk_size);
     u->zd = ZSTD_createDCtx();
-    if (!session || !key || !u->wire || !u->plain || !u->zd) {
+    u->pipe_ready = true; /* destroy copes with a half-made pipe */
+    if (pf_pipe_init(&u->pipe, h->chunk_size, e) != 0)
+        goto out;
+    if (!session || !key || !u->wire || !u->zd) {
         pf_err_set(e, PF_EENV, "%s: out of memory", u->what);
         goto out;
     }
@@ -138,6 +153,11 @@ int pf_unsealer_begin(pf_unsealer *u, const pf_pubkey *sensor, const pf_seckey *
         pf_err_set(e, PF_EENV, "%s: zstd setup failed", u->what);
         goto out;
     }
+    if (pthread_create(&u->reader, NULL, reader_main, u) != 0) {
+        pf_err_set(e, PF_EENV, "%s: cannot start the reader thread", u->what);
+        goto out;
+    }
+    u->reader_running = true;
     u->begun = true;
     rc = 0;
 out:
@@ -174,7 +194,7 @@ static int read_trailer(pf_unsealer *u, pf_err *e)
     return 0;
 }
 
-static int next_chunk(pf_unsealer *u, pf_err *e)
+static int next_chunk(pf_unsealer *u, uint8_t *out, pf_pipe_slot *slot, pf_err *e)
 {
     uint8_t lenbuf[4];
     unsigned long long mlen = 0;
@@ -186,6 +206,7 @@ static int next_chunk(pf_unsealer *u, pf_err *e)
     if (u->final_seen) {
         if (clen != 0)
             return pf_err_set(e, PF_EREJECT, "%s: data after the final chunk", u->what);
+        slot->end = true;
         return read_trailer(u, e);
     }
     if (clen == 0)
@@ -198,7 +219,7 @@ static int next_chunk(pf_unsealer *u, pf_err *e)
                           (unsigned long long)u->chunks, clen);
     if (take(u, u->wire, clen, "a chunk", e) != 0)
         return -1;
-    if (crypto_secretstream_xchacha20poly1305_pull(u->ss, u->plain, &mlen, &tag, u->wire, clen,
+    if (crypto_secretstream_xchacha20poly1305_pull(u->ss, out, &mlen, &tag, u->wire, clen,
                                                    u->hdr.hash, sizeof u->hdr.hash) != 0)
         return pf_err_set(e, PF_EREJECT,
                           "%s: chunk %llu fails authentication (modified, reordered, or from "
@@ -210,8 +231,66 @@ static int next_chunk(pf_unsealer *u, pf_err *e)
         return pf_err_set(e, PF_EREJECT, "%s: chunk %llu carries an unexpected tag %u", u->what,
                           (unsigned long long)u->chunks, tag);
     u->chunks++;
-    u->plain_len = (size_t)mlen;
+    slot->buf = out;
+    slot->len = (size_t)mlen;
+    slot->tag = tag;
+    return 0;
+}
+
+static void *reader_main(void *arg)
+{
+    pf_unsealer *u = arg;
+    for (;;) {
+        pf_pipe_slot slot = {0};
+        pf_err e;
+        pf_err_clear(&e);
+        uint8_t *buf = pf_pipe_take(&u->pipe);
+        if (buf == NULL)
+            break; /* cancelled */
+        if (next_chunk(u, buf, &slot, &e) != 0) {
+            pf_pipe_give_back(&u->pipe, buf);
+            pf_pipe_fail(&u->pipe, &e);
+            break;
+        }
+        if (slot.end) {
+            pf_pipe_give_back(&u->pipe, buf);
+            slot.buf = NULL;
+            pf_pipe_push(&u->pipe, &slot);
+            break;
+        }
+        pf_pipe_push(&u->pipe, &slot);
+    }
+    return NULL;
+}
+
+static void stop_reader(pf_unsealer *u)
+{
+    if (!u->reader_running)
+        return;
+    pf_pipe_cancel(&u->pipe);
+    pthread_join(u->reader, NULL);
+    u->reader_running = false;
+}
+
+/* The next decrypted chunk from the reader, in order; its error, if the
+ * reader stopped there. */
+static int next_plain(pf_unsealer *u, pf_err *e)
+{
+    pf_pipe_slot slot;
+    if (pf_pipe_pop(&u->pipe, &slot, e) != 0)
+        return -1;
+    if (slot.end) { /* only ever after the final chunk */
+        if (!u->plain_is_final)
+            return pf_err_set(e, PF_EENV, "%s: internal error: stream ended early", u->what);
+        u->ended = true;
+        pthread_join(u->reader, NULL);
+        u->reader_running = false;
+        return 0;
+    }
+    u->plain = slot.buf;
+    u->plain_len = slot.len;
     u->plain_pos = 0;
+    u->plain_is_final = slot.tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL;
     return 0;
 }
 
@@ -222,48 +301,46 @@ ssize_t pf_unsealer_read(pf_unsealer *u, void *buf, size_t len, pf_err *e)
     if (u->ended || len == 0)
         return 0;
     for (;;) {
-        ZSTD_inBuffer in = {u->plain, u->plain_len, u->plain_pos};
-        ZSTD_outBuffer out = {buf, len, 0};
-        if (in.pos < in.size || u->zstd_left != 0) {
-            size_t r = ZSTD_decompressStream(u->zd, &out, &in);
-            if (ZSTD_isError(r)) {
-                u->failed = true;
-                return pf_err_set(e, PF_EREJECT, "%s: content does not decompress: %s", u->what,
-                                  ZSTD_getErrorName(r));
-            }
-            u->zstd_left = r;
-            u->plain_pos = in.pos;
-            if (out.pos > 0) {
-                if (out.pos > u->hdr.plain_len_max - u->content_out) {
+        if (u->plain != NULL) {
+            ZSTD_inBuffer in = {u->plain, u->plain_len, u->plain_pos};
+            ZSTD_outBuffer out = {buf, len, 0};
+            if (in.pos < in.size || u->zstd_left != 0) {
+                size_t r = ZSTD_decompressStream(u->zd, &out, &in);
+                if (ZSTD_isError(r)) {
                     u->failed = true;
-                    return pf_err_set(e, PF_EREJECT,
-                                      "%s: content decompresses beyond the %llu bytes its header "
-                                      "declares (decompression bomb)",
-                                      u->what, (unsigned long long)u->hdr.plain_len_max);
+                    return pf_err_set(e, PF_EREJECT, "%s: content does not decompress: %s", u->what,
+                                      ZSTD_getErrorName(r));
                 }
-                u->content_out += out.pos;
-                return (ssize_t)out.pos;
+                u->zstd_left = r;
+                u->plain_pos = in.pos;
+                if (out.pos > 0) {
+                    if (out.pos > u->hdr.plain_len_max - u->content_out) {
+                        u->failed = true;
+                        return pf_err_set(e, PF_EREJECT,
+                                          "%s: content decompresses beyond the %llu bytes its "
+                                          "header declares (decompression bomb)",
+                                          u->what, (unsigned long long)u->hdr.plain_len_max);
+                    }
+                    u->content_out += out.pos;
+                    return (ssize_t)out.pos;
+                }
+                if (u->plain_pos < u->plain_len)
+                    continue;
             }
-            if (u->plain_pos < u->plain_len)
-                continue;
-        }
-        /* This chunk is used up and zstd wants more input. */
-        if (u->final_seen) {
-            if (u->zstd_left != 0) {
+            /* This chunk is used up and zstd wants more input. */
+            pf_pipe_give_back(&u->pipe, u->plain);
+            u->plain = NULL;
+            if (u->plain_is_final && u->zstd_left != 0) {
                 u->failed = true;
                 return pf_err_set(e, PF_EREJECT, "%s: compressed content ends mid-frame", u->what);
             }
-            if (next_chunk(u, e) != 0) {
-                u->failed = true;
-                return -1;
-            }
-            u->ended = true;
-            return 0;
         }
-        if (next_chunk(u, e) != 0) {
+        if (next_plain(u, e) != 0) {
             u->failed = true;
             return -1;
         }
+        if (u->ended)
+            return 0;
     }
 }
 
@@ -279,13 +356,12 @@ void pf_unsealer_free(pf_unsealer *u)
 {
     if (u == NULL)
         return;
+    stop_reader(u);
+    if (u->pipe_ready)
+        pf_pipe_destroy(&u->pipe); /* wipes the decrypted chunks */
     sodium_free(u->ss);
     sodium_free(u->hash);
     ZSTD_freeDCtx(u->zd);
     free(u->wire);
-    if (u->plain != NULL) {
-        sodium_memzero(u->plain, u->hdr.chunk_size);
-        free(u->plain);
-    }
     free(u);
 }

@@ -60,6 +60,7 @@ int pf_pcapw_flush(pf_pcapw *w, pf_err *e)
         w->len = 0;
         return -1;
     }
+    pf_writeback_note(w->fd, &w->wb, w->len);
     w->len = 0;
     return 0;
 }

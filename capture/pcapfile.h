@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/fsutil.h"
 #include "common/pf_err.h"
 
 #define PF_PCAP_HEADER_BYTES        24
@@ -20,6 +21,7 @@ typedef struct pf_pcapw {
     uint64_t packets;
     bool nano;
     const char *name;
+    pf_writeback wb;
 } pf_pcapw;
 
 /* Creates name in dirfd (O_EXCL) and writes the global header. */

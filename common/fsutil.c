@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/types.h>
 #include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -284,6 +285,7 @@ int pf_copy_file(const char *src, const char *dstdir, const char *name, pf_err *
     int in = -1, dfd = -1, out = -1, rc = -1;
     uint8_t *buf = NULL;
     bool tmp_made = false;
+    pf_writeback wb = {0, 0};
 
     if (pf_temp_name(tmp, sizeof tmp, name) != 0)
         return pf_err_set(e, PF_EUSAGE, "%s: name too long", name);
@@ -318,6 +320,7 @@ int pf_copy_file(const char *src, const char *dstdir, const char *name, pf_err *
             break;
         if (pf_write_all(out, buf, (size_t)n, name, e) != 0)
             goto out;
+        pf_writeback_note(out, &wb, (size_t)n);
     }
     if (fsync(out) != 0) {
         pf_err_sys(e, errno, "%s/%s: fsync failed", dstdir, tmp);
@@ -377,4 +380,20 @@ out:
     if (fd >= 0)
         close(fd);
     return rc;
+}
+
+void pf_writeback_note(int fd, pf_writeback *wb, size_t n)
+{
+    wb->written += n;
+    if (wb->written - wb->done < PF_WRITEBACK_STEP)
+        return;
+    uint64_t len = wb->written - wb->done;
+    /* Start writing the new range; wait for the previous one. Errors are
+     * left to the fsync that follows: this is only a hint. */
+    sync_file_range(fd, (off_t)wb->done, (off_t)len, SYNC_FILE_RANGE_WRITE);
+    if (wb->done >= PF_WRITEBACK_STEP)
+        sync_file_range(fd, (off_t)(wb->done - PF_WRITEBACK_STEP), PF_WRITEBACK_STEP,
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                            SYNC_FILE_RANGE_WAIT_AFTER);
+    wb->done = wb->written;
 }

@@ -11,6 +11,18 @@
 
 #include "common/pf_err.h"
 
+/* Early writeback for large files written then fsynced: without it the
+ * kernel keeps gigabytes dirty and the final fsync writes them all while
+ * nothing else happens. Every PF_WRITEBACK_STEP bytes the new range is
+ * handed to the disk, and the range before it is waited for, so writing
+ * overlaps computing and dirty memory stays bounded. */
+#define PF_WRITEBACK_STEP (8u << 20)
+typedef struct pf_writeback {
+    uint64_t done;    /* bytes up to here have been handed to the disk */
+    uint64_t written; /* bytes written so far */
+} pf_writeback;
+void pf_writeback_note(int fd, pf_writeback *wb, size_t n);
+
 /* Writes all of buf or fails; `what` names the file in the message. */
 int pf_write_all(int fd, const void *buf, size_t len, const char *what, pf_err *e);
 
