@@ -130,6 +130,10 @@ int pf_bundle_prune(int outbox_fd, const char *outbox, const char *receipts_dir,
                     const pf_pubkey *central, pf_event_fn event, void *ctx, pf_prune_result *r,
                     pf_err *e);
 
+/* The bundle hash a bundle's trailer states (unverified: a cheap way to
+ * tell two copies apart). */
+int pf_bundle_trailer_hash(const char *path, uint8_t hash[PF_HASH_BYTES]);
+
 /* Reads only the plaintext header (no keys). */
 __attribute__((warn_unused_result)) int pf_bundle_read_header(const char *path, pf_header *out,
                                                               uint64_t *file_size, pf_err *e);

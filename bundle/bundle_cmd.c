@@ -21,7 +21,7 @@ const char pf_bundle_usage[] =
     "                               (--seq N | --state DIR) [--level N] [--threads N]\n"
     "                               [--allow-unreadable] FILE...\n"
     "       pcapferry bundle inspect [--json] BUNDLE\n"
-    "       pcapferry bundle verify --keyring DIR BUNDLE...\n"
+    "       pcapferry bundle verify (--keyring DIR | --key SENSOR.pub) BUNDLE...\n"
     "       pcapferry bundle open --key CENTRAL.key --keyring DIR --out DIR BUNDLE\n"
     "       pcapferry bundle export --outbox DIR --key SENSOR.key|.pub [--central CENTRAL.pub]\n"
     "                               DEST\n"
@@ -267,15 +267,27 @@ static int cmd_inspect(int nargs, char **args, const struct opts *o)
 static int cmd_verify(int nargs, char **args, const struct opts *o)
 {
     bool env = false, rejected = false, incomplete = false;
-    if (o->keyring == NULL)
-        return pf_cli_usage("bundle", "bundle verify needs --keyring DIR");
+    pf_pubkey own;
+    bool use_key = o->keyring == NULL && o->key != NULL;
+    if (o->keyring == NULL && o->key == NULL)
+        return pf_cli_usage("bundle", "bundle verify needs --keyring DIR (or --key SENSOR.pub)");
+    if (use_key) {
+        pf_err ke;
+        pf_err_clear(&ke);
+        if (pf_pubkey_load(o->key, &own, &ke) != 0)
+            return key_fail(&ke);
+        if (own.role != PF_ROLE_SENSOR)
+            return pf_cli_usage("bundle", "%s: --key takes a sensor's key", o->key);
+    }
     if (nargs == 0)
         return pf_cli_usage("bundle", "bundle verify needs at least one bundle");
     for (int i = 0; i < nargs; i++) {
         pf_err e;
         pf_verified v;
         pf_err_clear(&e);
-        if (pf_bundle_verify(args[i], o->keyring, &v, &e) == 0) {
+        int vr = use_key ? pf_bundle_verify_key(args[i], &own, &v, &e)
+                         : pf_bundle_verify(args[i], o->keyring, &v, &e);
+        if (vr == 0) {
             char hash[2 * PF_HASH_BYTES + 1];
             pf_hex(hash, v.bundle_hash, PF_HASH_BYTES);
             printf("%s: OK sensor=%s seq=%" PRIu64 " bytes=%" PRIu64 " hash=%s\n", args[i],

@@ -20,7 +20,6 @@
 
 #define EXPORTED_DIR       ".exported"
 #define MSDOS_SUPER_MAGIC_ 0x4d44
-#define FUSE_SUPER_MAGIC_  0x65735546
 #define FAT32_MAX_FILE     0xffffffffULL
 /* Room left on the stick beyond the bundle: directory entries, the FAT. */
 #define DEST_MARGIN (1u << 20)
@@ -90,6 +89,37 @@ static void free_names(char **v, size_t n)
     free(v);
 }
 
+/* A killed or unplugged export leaves its ".NAME.XXXXXXXX.part" copy
+ * behind: remove those of this bundle before copying it again. */
+static void remove_stale_copies(const char *dir, const char *name)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    size_t nl = strlen(name);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *f = de->d_name;
+        size_t fl = strlen(f);
+        /* "." NAME "." 8 hex ".part", as pf_temp_name makes them */
+        if (fl == 1 + nl + 1 + 8 + 5 && f[0] == '.' && strncmp(f + 1, name, nl) == 0 &&
+            f[1 + nl] == '.' && strcmp(f + fl - 5, ".part") == 0)
+            unlinkat(dirfd(d), f, 0);
+    }
+    closedir(d);
+}
+
+static void count_remaining(int outfd, char **names, size_t from, size_t n, pf_export_result *r)
+{
+    r->dest_full = true;
+    for (size_t j = from; j < n; j++) {
+        struct stat rs;
+        if (fstatat(outfd, names[j], &rs, 0) == 0)
+            r->bytes_remaining += (uint64_t)rs.st_size;
+        r->remaining++;
+    }
+}
+
 static void mark_exported(int outfd, const char *name)
 {
     pf_err e;
@@ -147,8 +177,7 @@ int pf_bundle_export(const char *outbox, const char *dest, const pf_pubkey *sens
             goto out;
         struct statvfs vfs;
         struct statfs fsinfo;
-        if (statfs(dir, &fsinfo) == 0 &&
-            (fsinfo.f_type == MSDOS_SUPER_MAGIC_ || fsinfo.f_type == FUSE_SUPER_MAGIC_) &&
+        if (statfs(dir, &fsinfo) == 0 && fsinfo.f_type == MSDOS_SUPER_MAGIC_ &&
             size > FAT32_MAX_FILE) {
             say(event, ctx, PF_EV_ERROR,
                 "bundle=%s is %" PRIu64 " bytes, over FAT32's 4 GiB file limit: use exFAT, or "
@@ -158,22 +187,24 @@ int pf_bundle_export(const char *outbox, const char *dest, const pf_pubkey *sens
             continue;
         }
         if (statvfs(dir, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < size + DEST_MARGIN) {
-            r->dest_full = true;
-            for (size_t j = i; j < n; j++) {
-                struct stat rs;
-                if (fstatat(outfd, names[j], &rs, 0) == 0)
-                    r->bytes_remaining += (uint64_t)rs.st_size;
-                r->remaining++;
-            }
+            count_remaining(outfd, names, i, n, r);
             break;
         }
+        remove_stale_copies(dir, names[i]);
         pf_err ce;
         pf_err_clear(&ce);
         if (pf_copy_file(src, dir, names[i], &ce) != 0) {
             if (pf_err_is_nospace(&ce)) { /* the free-space figure was optimistic */
-                r->dest_full = true;
-                r->remaining = n - i;
+                count_remaining(outfd, names, i, n, r);
                 break;
+            }
+            if (ce.sys_errno == EFBIG) { /* FAT through FUSE: the kernel says so late */
+                say(event, ctx, PF_EV_ERROR,
+                    "bundle=%s is %" PRIu64 " bytes, too large for the file system on %s "
+                    "(FAT32 stops at 4 GiB): use exFAT, or smaller bundles",
+                    names[i], size, dest);
+                r->failed++;
+                continue;
             }
             *e = ce;
             goto out;
@@ -192,7 +223,10 @@ int pf_bundle_export(const char *outbox, const char *dest, const pf_pubkey *sens
         mark_exported(outfd, names[i]);
         r->copied++;
         r->bytes_copied += size;
-        say(event, ctx, PF_EV_INFO, "exported bundle=%s to=%s", names[i], copy);
+        char vh[2 * PF_HASH_BYTES + 1];
+        pf_hex(vh, v.bundle_hash, PF_HASH_BYTES);
+        say(event, ctx, PF_EV_INFO,
+            "exported bundle=%s to=%s (read back and verified, hash=%.16s...)", names[i], copy, vh);
         if (progress != NULL)
             progress(ctx, i + 1, n, r->bytes_copied);
     }
@@ -205,6 +239,13 @@ out:
 
 /* The bundle hash a bundle's own trailer states, after checking that the
  * trailer sits where the file ends. */
+static int trailer_hash(int dirfd, const char *name, uint8_t hash[PF_HASH_BYTES]);
+
+int pf_bundle_trailer_hash(const char *path, uint8_t hash[PF_HASH_BYTES])
+{
+    return trailer_hash(AT_FDCWD, path, hash);
+}
+
 static int trailer_hash(int dirfd, const char *name, uint8_t hash[PF_HASH_BYTES])
 {
     uint8_t t[PF_TRAILER_BYTES];
@@ -289,6 +330,11 @@ int pf_bundle_prune(int outbox_fd, const char *outbox, const char *receipts_dir,
             char prefix[PF_NAME_MAX + 32];
             snprintf(prefix, sizeof prefix, "%s-%010" PRIu64 "-", rc->sensor, x->seq);
             if (x->status == PF_RCPT_REJECTED) {
+                bool still_here = false;
+                for (size_t b = 0; b < nb && !still_here; b++)
+                    still_here = names[b] != NULL && strncmp(names[b], prefix, strlen(prefix)) == 0;
+                if (!still_here)
+                    continue; /* an old report about a bundle since pruned */
                 r->rejected++;
                 say(event, ctx, PF_EV_WARN,
                     "central rejected sensor=%s seq=%" PRIu64 " (%s): the bundle is kept; "

@@ -53,12 +53,13 @@ int pf_receipt_write(pf_receipt *r, const pf_seckey *central, const char *dir, c
     char iso[PF_ISOTIME_BYTES], when[32], idhex[PF_KEYID_HEX_BYTES], hhex[2 * PF_HASH_BYTES + 1];
     char b64[sodium_base64_ENCODED_LEN(PF_SIG_BYTES, sodium_base64_VARIANT_ORIGINAL)];
     uint8_t sig[PF_SIG_BYTES];
-    json_t *root = NULL, *arr = json_array();
+    json_t *root = NULL, *arr = NULL;
     char *body = NULL, *text = NULL;
     int rc = -1;
 
     if (central->pub.role != PF_ROLE_CENTRAL)
         return pf_err_set(e, PF_EUSAGE, "receipts are signed with the central key");
+    arr = json_array();
     r->issued_ns = pf_now_ns();
     pf_key_id(r->central_id, central->pub.sign_pk, PF_SIGN_PK_BYTES);
     pf_hex(idhex, r->central_id, PF_KEYID_BYTES);

@@ -18,14 +18,14 @@
 #define MAX_READ_FILES 4096
 
 const char pf_capture_usage[] =
-    "usage: pcapferry capture [-i IFACE | -r FILE...] [options] [BPF filter]\n"
+    "usage: pcapferry capture [-i IFACE | -r FILE [-r FILE]...] [options] [BPF filter]\n"
     "\n"
     "Captures with libpcap, rotates by size or clock-aligned time, and seals every\n"
     "finished pcap into a bundle in the outbox (the sensor cannot read it back).\n"
     "\n"
     "tcpdump-compatible:\n"
     "  -i IFACE        interface ('any' is refused unless --allow-any)\n"
-    "  -r FILE         read capture files instead (re-seal existing captures)\n"
+    "  -r FILE         read a capture file instead; repeat -r for several\n"
     "  -s SNAPLEN      bytes kept per packet (default 262144; 0 means that too)\n"
     "  -B KIB          kernel buffer size in KiB\n"
     "  -p              do not put the interface in promiscuous mode\n"

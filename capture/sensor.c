@@ -64,7 +64,8 @@ struct sensor {
     uint32_t snaplen;
     bool nano;
     int64_t deadline_mono, last_offset;
-    int64_t boundary_ts; /* -r: next packet-time boundary */
+    int64_t file_boundary; /* the current window ends here (wall or packet time) */
+    int64_t last_ts;       /* newest packet time seen */
     bool rotate_now, disk_full;
     int64_t disk_full_until;
     unsigned counter;
@@ -184,6 +185,17 @@ static int64_t next_boundary(int64_t ns, unsigned seconds)
     return (ns / g + 1) * g;
 }
 
+static int64_t window_floor(int64_t ns, unsigned seconds)
+{
+    int64_t g = (int64_t)seconds * 1000000000;
+    return seconds > 0 ? ns / g * g : ns;
+}
+
+/* Packets may still sit in the kernel ring for up to the capture timeout
+ * (100 ms) after their time: the timer waits that long past a boundary so
+ * every packet stamped before it lands in the file it belongs to. */
+#define ROTATE_GRACE_NS 250000000LL
+
 static int open_file(struct sensor *s, int64_t start_ns, pf_err *e)
 {
     for (int tries = 0; tries < 1000; tries++) {
@@ -203,13 +215,13 @@ static int open_file(struct sensor *s, int64_t start_ns, pf_err *e)
     int64_t now_wall = pf_now_ns(), now_mono = mono_ns();
     s->fs.offset_start_ns = now_wall - now_mono;
     s->last_offset = s->fs.offset_start_ns;
+    s->file_boundary =
+        s->o->rotate_seconds > 0 ? next_boundary(start_ns, s->o->rotate_seconds) : INT64_MAX;
     if (s->live) {
         s->fs.base = s->last_ps;
-        if (s->o->rotate_seconds > 0)
-            s->deadline_mono =
-                now_mono + (next_boundary(now_wall, s->o->rotate_seconds) - now_wall);
-        else
-            s->deadline_mono = INT64_MAX;
+        s->deadline_mono = s->o->rotate_seconds > 0
+                               ? now_mono + (s->file_boundary - now_wall) + ROTATE_GRACE_NS
+                               : INT64_MAX;
     }
     return 0;
 }
@@ -254,7 +266,7 @@ static void notify_sealer(struct sensor *s)
 
 /* Closes the current file and hands it to the sealer: fdatasync, stats
  * beside it, then the rename that makes it visible to the sealer. */
-static int close_file(struct sensor *s, const char *reason, pf_err *e)
+static int close_file(struct sensor *s, const char *reason, int64_t end, pf_err *e)
 {
     struct pcap_stat ps, *psp = NULL;
     pf_err ce;
@@ -287,7 +299,6 @@ static int close_file(struct sensor *s, const char *reason, pf_err *e)
         unlinkat(s->spool_fd, s->active, 0); /* a quiet window: nothing to seal */
         return 0;
     }
-    int64_t end = pf_now_ns();
     json_t *j = stats_json(s, psp, end, reason);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
@@ -316,9 +327,11 @@ out:
     return rc;
 }
 
-static int rotate(struct sensor *s, const char *reason, int64_t next_start_ns, pf_err *e)
+/* The window [start, end) closes; the next one starts at next_start. */
+static int rotate(struct sensor *s, const char *reason, int64_t end, int64_t next_start_ns,
+                  pf_err *e)
 {
-    if (close_file(s, reason, e) != 0)
+    if (close_file(s, reason, end, e) != 0)
         return -1;
     return open_file(s, next_start_ns, e);
 }
@@ -331,18 +344,21 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *d
     int64_t ts = (int64_t)h->ts.tv_sec * 1000000000 + (int64_t)h->ts.tv_usec * (s->nano ? 1 : 1000);
     if (s->failed)
         return;
-    if (!s->live && s->o->rotate_seconds > 0) {
-        /* -r: rotate on packet time, aligned like the live clock */
-        if (s->boundary_ts == 0)
-            s->boundary_ts = next_boundary(ts, s->o->rotate_seconds);
-        if (ts >= s->boundary_ts) {
-            if (rotate(s, "time", ts, s->e) != 0) {
-                s->failed = true;
-                return;
-            }
-            s->boundary_ts = next_boundary(ts, s->o->rotate_seconds);
-        }
+    /* -r: files follow packet time (named and windowed by it), opened at
+     * the first packet */
+    if (!s->open && open_file(s, window_floor(ts, s->o->rotate_seconds), s->e) != 0) {
+        s->failed = true;
+        return;
     }
+    /* A packet from the next window closes this one, live or not; the
+     * timer only closes windows no packet crossed. */
+    if (ts >= s->file_boundary &&
+        rotate(s, "time", s->file_boundary, window_floor(ts, s->o->rotate_seconds), s->e) != 0) {
+        s->failed = true;
+        return;
+    }
+    if (ts > s->last_ts)
+        s->last_ts = ts;
     s->fs.seen++;
     s->total_seen++;
     pthread_mutex_lock(&s->sh.mu);
@@ -888,14 +904,20 @@ static int capture_live(struct sensor *s, pf_err *e)
             event(s, PF_EV_WARN, "wall clock jumped by %+" PRId64 " ms", jump / 1000000);
         }
         s->last_offset = offset;
-        const char *why = s->rotate_now             ? "size"
-                          : s->sig->rotate          ? "signal"
-                          : now >= s->deadline_mono ? "time"
-                                                    : NULL;
-        if (why != NULL) {
+        int64_t wall = pf_now_ns();
+        if (s->rotate_now || s->sig->rotate) {
+            const char *why = s->rotate_now ? "size" : "signal";
             s->rotate_now = false;
             s->sig->rotate = 0;
-            if (rotate(s, why, pf_now_ns(), e) != 0)
+            if (rotate(s, why, wall, wall, e) != 0)
+                return -1;
+        } else if (now >= s->deadline_mono) {
+            /* a quiet window closes on time; after a long gap (or a clock
+             * jump) the next window starts at the current one */
+            int64_t g = (int64_t)s->o->rotate_seconds * 1000000000;
+            int64_t next = wall - s->file_boundary < g ? s->file_boundary
+                                                       : window_floor(wall, s->o->rotate_seconds);
+            if (rotate(s, "time", s->file_boundary, next, e) != 0)
                 return -1;
         }
         if (s->sig->report) {
@@ -913,12 +935,11 @@ static int capture_live(struct sensor *s, pf_err *e)
     }
     if (s->failed)
         return -1;
-    return close_file(s, "stop", e);
+    return close_file(s, "stop", pf_now_ns(), e);
 }
 
 static int capture_files(struct sensor *s, pf_err *e)
 {
-    bool opened = false;
     for (size_t i = 0; i < s->o->nread && !s->sig->stop; i++) {
         if (i > 0) {
             pcap_close(s->p);
@@ -926,15 +947,9 @@ static int capture_files(struct sensor *s, pf_err *e)
             int old_link = s->link_type;
             if (open_handle(s, s->o->read_files[i], e) != 0)
                 return -1;
-            if (s->link_type != old_link && opened && close_file(s, "link-type", e) != 0)
+            /* a pcap holds one link type: a new one starts a new file */
+            if (s->link_type != old_link && close_file(s, "link-type", s->last_ts, e) != 0)
                 return -1;
-            if (s->link_type != old_link)
-                opened = false;
-        }
-        if (!opened) {
-            if (open_file(s, pf_now_ns(), e) != 0)
-                return -1;
-            opened = true;
         }
         for (;;) {
             int n = pcap_dispatch(s->p, 4096, on_packet, (u_char *)(void *)s);
@@ -949,12 +964,12 @@ static int capture_files(struct sensor *s, pf_err *e)
                 break;
             if (s->rotate_now) {
                 s->rotate_now = false;
-                if (rotate(s, "size", pf_now_ns(), e) != 0)
+                if (rotate(s, "size", s->last_ts, s->last_ts, e) != 0)
                     return -1;
             }
         }
     }
-    return close_file(s, "end of input", e);
+    return close_file(s, "end of input", s->last_ts, e);
 }
 
 int pf_sensor_run(const pf_sensor_opts *o, pf_sensor_signals *sig, pf_err *e)

@@ -124,8 +124,15 @@ int pf_atomic_write_at(int dfd, const char *dir, const char *name, const void *d
     tmp_made = true;
     /* umask must not widen or narrow what the caller asked for. */
     if (fchmod(fd, mode) != 0) {
-        pf_err_sys(e, errno, "%s/%s: chmod failed", dir, tmp);
-        goto out;
+        /* FAT (vfat, FUSE) has no modes to set: accept what it gives as
+         * long as it grants group and others nothing we did not ask for. */
+        int err = errno;
+        struct stat fst;
+        if (!(err == ENOSYS || err == EPERM || err == ENOTSUP || err == EOPNOTSUPP) ||
+            fstat(fd, &fst) != 0 || (fst.st_mode & 077 & ~mode) != 0) {
+            pf_err_sys(e, err, "%s/%s: chmod failed", dir, tmp);
+            goto out;
+        }
     }
     if (pf_write_all(fd, data, len, name, e) != 0)
         goto out;

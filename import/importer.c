@@ -202,7 +202,8 @@ static int quarantine_bundle(pf_importer *imp, const char *path, const char *sen
                      "\nblake2b_256: %s\ntime: %s\n%s\n",
                      name, path, equivocation ? "EQUIVOCATION" : "rejected", reason,
                      sensor != NULL ? sensor : "unknown", seq, fhex, when,
-                     moved ? "source: moved here" : "source: copied (the source is read-only)");
+                     moved ? "disposition: moved here"
+                           : "disposition: copied (the source is read-only)");
     snprintf(rname, sizeof rname, "%.240s.reason", name);
     if (pf_atomic_write(dir, rname, body, (size_t)n, 0640, false, e) != 0)
         return -1;
@@ -694,9 +695,21 @@ static int import_one(pf_importer *imp, const struct candidate *cand, pf_import_
                     "su", h->sensor, h->seq) != 0)
         return -1;
     if (ex.found && strcmp(ex.header_hash, hh) == 0) {
+        uint8_t bh[32], th[32];
+        bool known = pf_unhex(bh, sizeof bh, ex.bundle_hash);
+        /* the same header on a damaged body: say so, do not count it as
+         * another copy of what arrived */
+        if (known && pf_bundle_trailer_hash(cand->path, th) == 0 &&
+            sodium_memcmp(th, bh, sizeof th) != 0) {
+            c->rejected++;
+            note_receipt(imp, h->sensor, cand->path, h->seq, bh, PF_RCPT_COMMITTED, NULL);
+            return quarantine_bundle(imp, cand->path, h->sensor, 0,
+                                     "a damaged copy of a bundle already imported intact "
+                                     "(its trailer names another hash)",
+                                     false, e);
+        }
         c->duplicates++;
-        uint8_t bh[32];
-        if (pf_unhex(bh, sizeof bh, ex.bundle_hash)) /* acknowledge again */
+        if (known) /* acknowledge again */
             note_receipt(imp, h->sensor, cand->path, h->seq, bh, PF_RCPT_COMMITTED, NULL);
         event(imp, PF_EV_DEBUG, "bundle=%s sensor=%s seq=%" PRIu64 " status=already-imported",
               cand->path, h->sensor, h->seq);
@@ -1019,16 +1032,19 @@ int pf_importer_run(pf_importer *imp, char *const *sources, size_t n, pf_import_
         goto out;
     for (size_t i = 0; i < n; i++) {
         struct stat st;
-        if (stat(sources[i], &st) != 0) {
+        /* Absolute paths: messages name files plainly, and a relative
+         * source inside an export layout still finds its way back for
+         * the receipt. */
+        char *src = realpath(sources[i], NULL);
+        if (src == NULL || stat(src, &st) != 0) {
             pf_err_sys(e, errno, "%s: cannot access source", sources[i]);
+            free(src);
             goto out;
         }
-        if (S_ISDIR(st.st_mode)) {
-            if (scan_dir(sources[i], 0, &l, e) != 0)
-                goto out;
-        } else if (add_candidate(&l, sources[i], e) != 0) {
+        int r = S_ISDIR(st.st_mode) ? scan_dir(src, 0, &l, e) : add_candidate(&l, src, e);
+        free(src);
+        if (r != 0)
             goto out;
-        }
     }
     /* Headers first: cheap, and they give the delivery order. */
     size_t good = 0;

@@ -368,7 +368,7 @@ expect_summary "0 new, 0 already imported, 1 rejected, 0 gaps (0 files delivered
 QE=$Q4/$E/$(basename "$EB")
 expect_same_file "the second bundle is in QUARANTINE/$E" "$T/eqB.copy" "$QE"
 expect_true ".reason says EQUIVOCATION" -- grep -q "^EQUIVOCATION: sensor $E signed two different bundles with seq 5" "$QE.reason"
-expect_true ".reason says moved" -- grep -q "source: moved here" "$QE.reason"
+expect_true ".reason says moved" -- grep -q "disposition: moved here" "$QE.reason"
 expect_false "the second bundle left the source (moved)" -- test -e "$EB"
 expect_true "the first bundle stays where it was" -- test -f "$EA"
 expect_eq "nothing new delivered" "$ing4_before" "$(tree_state "$ING4")"
@@ -797,7 +797,7 @@ expect_summary "1 new, 1 already imported, 1 rejected, 0 gaps (1 files delivered
 expect_listing "only the incomplete bundle is left in the source" "$T/src12" "$(basename "${DSB[4]}")"
 expect_same_file "the incomplete bundle untouched" "$T/half12" "$T/src12/$(basename "${DSB[4]}")"
 expect_same_file "the rejected one moved to quarantine" "$T/bad12" "$ST12/quarantine/$DS/$(basename "${DSB[3]}")"
-expect_true "its reason says moved" -- grep -q "source: moved here" "$ST12/quarantine/$DS/$(basename "${DSB[3]}").reason"
+expect_true "its reason says moved" -- grep -q "disposition: moved here" "$ST12/quarantine/$DS/$(basename "${DSB[3]}").reason"
 expect_same_file "seq 2 delivered" "$IN/del2.pcap" "$ING12/$DS/$(want_name "$DS" 2 1 "$IN/del2.pcap")"
 expect_eq "the original outbox is untouched" 4 "$(dir_listing "$OUT12" | wc -l)"
 
