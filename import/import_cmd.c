@@ -470,7 +470,7 @@ int pf_import_main(int argc, char **argv)
         rc = pf_cli_fail(&e);
     else if (n.rejected > 0)
         rc = 1;
-    else if (n.incomplete > 0)
+    else if (n.incomplete > 0 && !s.watch) /* --watch retries them itself */
         rc = 75;
     else
         rc = 0;

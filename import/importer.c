@@ -314,7 +314,9 @@ static void settle(pf_importer *imp)
      * its IN_CREATE; a file closed before that is missed. */
     struct timespec ts = {(time_t)(imp->o.settle_ms / 1000),
                           (long)(imp->o.settle_ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    /* a signal must not cut it short: the file would be announced too early */
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 static int run_exec(pf_importer *imp, const char *file, const char *sensor, uint64_t seq)

@@ -105,6 +105,7 @@ int pf_importer_watch(pf_importer *imp, char *const *sources, size_t n, unsigned
             last_full = mono_s();
             for (size_t i = 0; i < n; i++)
                 add_tree(&w, sources[i], 0);
+            c->incomplete = 0; /* each full pass counts what is still in flight */
             if (pf_importer_run(imp, sources, n, c, e) != 0 && e->status != PF_EINCOMPLETE)
                 goto out;
             if (e->status == PF_EINCOMPLETE)
@@ -147,7 +148,10 @@ int pf_importer_watch(pf_importer *imp, char *const *sources, size_t n, unsigned
                     nl <= sl || strcmp(ev->name + nl - sl, PF_BUNDLE_SUFFIX) != 0)
                     continue;
                 char *one[1] = {path};
-                if (pf_importer_run(imp, one, 1, c, e) != 0) {
+                size_t in_flight = c->incomplete;
+                int r1 = pf_importer_run(imp, one, 1, c, e);
+                c->incomplete = in_flight;
+                if (r1 != 0) {
                     if (e->status != PF_EINCOMPLETE && e->status != PF_EENV)
                         goto out;
                     /* vanished, or the disk is full: the rescan retries */

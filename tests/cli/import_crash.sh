@@ -1,0 +1,466 @@
+#!/usr/bin/env bash
+# pcapferry import: exactly-once delivery into Arkime's ingest directory when
+# the importer is killed (kill -9) at every step of the delivery protocol, at
+# random moments, and when the ingest filesystem is full.
+#
+# Arkime's `capture -m -R` is emulated by tests/tools/arkime_watch (inotify
+# with exactly IN_CLOSE_WRITE | IN_CREATE). One watcher instance runs per
+# importer run, so its log tells which run announced what. Invariants after
+# the final run:
+#   - the files in INGEST are exactly the expected final names, byte-identical
+#     to the sensor's originals, with no staging (.part) or other dot file left;
+#   - the watcher never saw a partial file nor a name that is not a delivery,
+#     and every file it read had the original bytes;
+#   - it saw every final name at least once, never twice in one run, and a
+#     second time only after a run that was killed (the recovery re-announces
+#     a file whose announcement is uncertain); exactly once for the failpoints
+#     where nothing is uncertain;
+#   - the state database has every bundle committed and every file delivered.
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=lib.sh
+. "${PF_TESTLIB:-$(dirname "${BASH_SOURCE[0]}")/lib.sh}"
+
+require_binaries
+require_cmd b2sum date awk find
+: "${ARKIME_WATCH:=$pf_lib_dir/../../build/tests/tools/arkime_watch}"
+[[ -x "$ARKIME_WATCH" ]] || skip "ARKIME_WATCH=$ARKIME_WATCH is not an executable (build first)"
+
+# Without symlinks: the importer names sources by their real path.
+T=$(cd "$PF_TMP" && pwd -P)
+WATCH_PID=
+BG_PID=
+DF_MNT=
+
+# shellcheck disable=SC2317 # run from the EXIT trap
+crash_cleanup() {
+    [[ -n "$BG_PID" ]] && kill -9 "$BG_PID" 2>/dev/null
+    [[ -n "$WATCH_PID" ]] && kill -9 "$WATCH_PID" 2>/dev/null
+    if [[ -n "$DF_MNT" ]] && mountpoint -q "$DF_MNT" 2>/dev/null; then
+        umount "$DF_MNT" 2>/dev/null || umount -l "$DF_MNT" 2>/dev/null
+    fi
+    return 0
+}
+# shellcheck disable=SC2317 # run from the EXIT trap
+crash_exit() {
+    local rc=$?
+    crash_cleanup
+    (exit "$rc") # pf_cleanup reads the status from $?
+    pf_cleanup
+}
+trap crash_exit EXIT
+
+# -------------------------------------------------------------------- helpers
+
+# The state database, read with the sqlite3 shell or python3 (either may be
+# missing on a user's machine; the checks that need it are then skipped).
+db_query() {
+    local db=$1/pcapferry.db sql=$2
+    if command -v sqlite3 >/dev/null 2>&1; then
+        sqlite3 -batch -noheader "$db" "$sql"
+    elif command -v python3 >/dev/null 2>&1; then
+        python3 -c 'import sqlite3, sys
+for r in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]):
+    print("|".join("" if v is None else str(v) for v in r))' "$db" "$sql"
+    else
+        echo "NO-SQLITE"
+    fi
+}
+HAVE_DB=1
+command -v sqlite3 >/dev/null 2>&1 || command -v python3 >/dev/null 2>&1 || HAVE_DB=0
+
+# watch_start INGEST LOG: an arkime_watch on INGEST writing LOG; waits for it
+# to have set its watches.
+watch_start() {
+    local ingest=$1 log=$2 i
+    : >"$log"
+    "$ARKIME_WATCH" "$ingest" "$log" 120 >"$log.out" 2>"$log.err" &
+    WATCH_PID=$!
+    for ((i = 0; i < 200; i++)); do
+        grep -qx ready "$log.out" 2>/dev/null && return 0
+        kill -0 "$WATCH_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    die "arkime_watch did not start on $ingest: $(cat "$log.err")"
+}
+
+# watch_stop: SIGTERM, the watcher drains what the kernel queued and exits.
+watch_stop() {
+    local i rc
+    [[ -n "$WATCH_PID" ]] || return 0
+    kill -TERM "$WATCH_PID" 2>/dev/null
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$WATCH_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -0 "$WATCH_PID" 2>/dev/null && kill -9 "$WATCH_PID" 2>/dev/null
+    wait "$WATCH_PID"
+    rc=$?
+    WATCH_PID=
+    expect_eq "arkime_watch exit status" 0 "$rc"
+    if grep -Eq 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' "$LAST_WATCH_LOG.err"; then
+        fail "arkime_watch: sanitizer report"
+        sed -n '1,20s/^/  | /p' "$LAST_WATCH_LOG.err"
+    fi
+}
+
+# watched_run LOG EXPECTED_STATUS -- cmd...: cmd with a watcher around it.
+watched_run() {
+    local log=$1 want=$2
+    shift 3
+    LAST_WATCH_LOG=$log
+    watch_start "$INGEST" "$log"
+    expect_exit "$want" -- "$@" 2>/dev/null # no "Killed" job notice
+    watch_stop
+}
+
+# The final name the importer gives file N of a bundle: the first packet's
+# time (pcapgen --start) in UTC.
+final_name() {
+    printf '%s-%010d-%d-%s.pcap' "$1" "$2" "$3" "$(date -u -d "@$4" +%Y%m%dT%H%M%SZ)"
+}
+
+# make_bundle OUTBOX EXPECT SENSOR SEQ NFILES START SIZE: pcaps from
+# pcapgen (seeded by sensor, seq and file), one bundle into OUTBOX, and one
+# line "SENSOR/FINAL_NAME BLAKE2B" per file appended to EXPECT. SIZE is a
+# packet count, or bytes with a K or M suffix.
+make_bundle() {
+    local outbox=$1 expect=$2 sensor=$3 seq=$4 nfiles=$5 start=$6 size=(--packets "$7")
+    local dir=$T/pcaps/$sensor-$seq n files=() s seed
+    [[ $7 == *[KM] ]] && size=(--bytes "$7")
+    mkdir -p "$dir" "$outbox"
+    for ((n = 1; n <= nfiles; n++)); do
+        s=$((start + 100 * (n - 1)))
+        seed=$((${sensor##*-} * 10000 + seq * 10 + n))
+        "$PCAPGEN" "${size[@]}" --seed "$seed" --start "$s" "$dir/f$n.pcap" >/dev/null 2>&1 ||
+            die "pcapgen failed"
+        files+=("$dir/f$n.pcap")
+        echo "$sensor/$(final_name "$sensor" "$seq" "$n" "$s") $(b2_256 "$dir/f$n.pcap")" >>"$expect"
+    done
+    "$PCAPFERRY" bundle create --key "$T/keys/$sensor.key" --to "$CENTRAL_PUB" --out "$outbox" \
+        --seq "$seq" "${files[@]}" >/dev/null 2>"$T/create.err" ||
+        die "bundle create $sensor seq $seq failed: $(cat "$T/create.err")"
+}
+
+# fresh_ingest DIR SENSOR...: an empty ingest directory with the sensors'
+# directories made ahead of time, as the Arkime notes advise (with
+# --settle-ms 0 a directory the importer makes could be watched too late;
+# import_watch.sh tests that pause).
+fresh_ingest() {
+    local dir=$1 s
+    shift
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    for s in "$@"; do mkdir "$dir/$s"; done
+}
+
+# count_logged LOG PATH: how many times the watcher ingested PATH.
+count_logged() {
+    awk -v p="$2" '$1 == p && NF == 3 { n++ } END { print n + 0 }' "$1"
+}
+
+# check_delivery LABEL EXPECT MIN MAX STATUSES LOG...
+#   STATUSES: the exit status of each run, in order, space separated; LOG i
+#   is the watcher log of run i. Checks every invariant listed at the top and
+#   prints how often each file was announced.
+check_delivery() {
+    local label=$1 expect=$2 min=$3 max=$4 statuses=$5
+    shift 5
+    local want have bad=0 rel hash got
+    want=$(cut -d ' ' -f 1 "$expect" | sort)
+    have=$(cd "$INGEST" && find . -mindepth 1 -type f -printf '%P\n' | sort)
+    if [[ "$want" == "$have" ]]; then
+        pass "$label: INGEST holds exactly the expected final names"
+    else
+        fail "$label: INGEST does not hold exactly the expected final names"
+        diff <(echo "$want") <(echo "$have") | sed -n '1,20s/^/  | /p'
+    fi
+    local dots
+    dots=$(find "$INGEST" -mindepth 1 -name '.*' -printf '%P\n')
+    expect_eq "$label: no staging or other dot file left in INGEST" "" "$dots"
+    while read -r rel hash; do
+        [[ -f "$INGEST/$rel" ]] || continue
+        got=$(b2_256 "$INGEST/$rel")
+        [[ "$got" == "$hash" ]] || {
+            fail "$label: $rel differs from the sensor's original"
+            bad=1
+        }
+    done <"$expect"
+    ((bad)) || pass "$label: every delivered pcap is byte-identical to its original"
+
+    local report
+    report=$(printf '%s\n' "$statuses" | tr ' ' '\n' |
+        awk -v ingest="$INGEST" -v min="$min" -v max="$max" '
+        FNR == 1 { fi++ }
+        fi == 1 { want[$1] = $2; names[++nn] = $1; next }
+        fi == 2 { st[++nr] = $1; next }
+        {
+            run = fi - 2
+            if ($0 == "OVERFLOW") { print "ERR run " run ": the inotify queue overflowed"; next }
+            if ($1 == "CREATE") {
+                print "ERR run " run ": " $2 " was created in place (IN_CREATE on a pcap name)"
+                next
+            }
+            if (index($1, ingest "/") != 1) { print "ERR run " run ": unexpected path " $1; next }
+            rel = substr($1, length(ingest) + 2)
+            if ($3 == "PARTIAL") { print "ERR run " run ": Arkime was handed a partial file: " rel; next }
+            if ($3 == "MISSING") { print "ERR run " run ": Arkime was handed a vanished file: " rel; next }
+            if (!(rel in want)) { print "ERR run " run ": Arkime was handed a name that is no delivery: " rel; next }
+            if ($3 != want[rel]) print "ERR run " run ": Arkime read " rel " with other bytes"
+            cnt[rel]++
+            per[rel, run]++
+            last[rel] = run
+        }
+        END {
+            for (i = 1; i <= nn; i++) {
+                r = names[i]
+                if (cnt[r] < min || cnt[r] > max)
+                    print "ERR " r " announced " cnt[r] + 0 " times, expected " min (max > min ? ".." max : "")
+                runs = ""
+                for (k = 1; k <= nr; k++) {
+                    if (per[r, k] == "") continue
+                    runs = runs " " k
+                    if (per[r, k] > 1) print "ERR " r " announced " per[r, k] " times in run " k
+                    if (k != last[r] && st[k] != 137)
+                        print "ERR " r " announced in run " k " (exit " st[k] ") and again in a later run"
+                }
+                print "SEEN " cnt[r] + 0 " " r " runs:" runs
+            }
+        }' "$expect" - "$@")
+    local errs
+    errs=$(grep '^ERR ' <<<"$report")
+    if [[ -z "$errs" ]]; then
+        pass "$label: the watcher saw every final name, whole, never twice in one run"
+    else
+        while IFS= read -r line; do fail "$label: ${line#ERR }"; done <<<"$errs"
+    fi
+    local once twice
+    once=$(grep -c '^SEEN 1 ' <<<"$report")
+    twice=$(grep '^SEEN ' <<<"$report" | grep -vc '^SEEN 1 ')
+    echo "  $label: watcher saw $once file(s) once and $twice more than once (allowed: $min..$max)"
+    grep '^SEEN ' <<<"$report" | grep -v '^SEEN [01] ' | sed 's/^SEEN \([0-9]*\) /  announced \1 times: /'
+    if ((HAVE_DB)); then
+        expect_eq "$label: bundles not committed" 0 \
+            "$(db_query "$STATE" "SELECT COUNT(*) FROM bundles WHERE status != 'committed'")"
+        expect_eq "$label: files not delivered" 0 \
+            "$(db_query "$STATE" "SELECT COUNT(*) FROM deliveries WHERE state != 'delivered'")"
+        expect_eq "$label: files recorded" "$(wc -l <"$expect")" \
+            "$(db_query "$STATE" "SELECT COUNT(*) FROM deliveries")"
+    fi
+}
+
+# ---------------------------------------------------------------------- setup
+
+setup_keys edge-01 central1
+expect_exit 0 -- "$PCAPFERRY" keys generate sensor edge-02 --out "$T/keys" ||
+    die "setup: cannot generate the second sensor key"
+expect_exit 0 -- "$PCAPFERRY" keys trust "$T/keys/edge-02.pub" --keyring "$KEYRING" ||
+    die "setup: cannot trust the second sensor key"
+
+# Two sensors x 3 bundles; the first bundle of each sensor in import order
+# (edge-01 seq 1) and one more carry two files.
+OUT=$T/outbox
+EXP=$T/expected
+: >"$EXP"
+make_bundle "$OUT" "$EXP" edge-01 1 2 1700000000 400
+make_bundle "$OUT" "$EXP" edge-01 2 1 1700003600 300
+make_bundle "$OUT" "$EXP" edge-01 3 1 1700007200 300
+make_bundle "$OUT" "$EXP" edge-02 1 1 1700000000 300
+make_bundle "$OUT" "$EXP" edge-02 2 2 1700003600 300
+make_bundle "$OUT" "$EXP" edge-02 3 1 1700007200 300
+FIRST1=edge-01/$(final_name edge-01 1 1 1700000000)
+FIRST2=edge-01/$(final_name edge-01 1 2 1700000100)
+
+import_cmd() {
+    IMPORT=("$PCAPFERRY" import --key "$CENTRAL_KEY" --keyring "$KEYRING" --state "$STATE"
+        --ingest "$INGEST" --settle-ms 0 "$@")
+}
+
+# ------------------------------------------------------------ each failpoint
+
+for fp in import-staged import-intent import-renamed import-announced import-delivered; do
+    section "killed at $fp, then a clean run"
+    STATE=$T/fp/$fp/state
+    INGEST=$T/fp/$fp/ingest
+    L=$T/fp/$fp/watch
+    fresh_ingest "$INGEST" edge-01 edge-02
+    import_cmd "$OUT"
+    watched_run "$L.1" 137 -- env PCAPFERRY_FAILPOINT="$fp" "${IMPORT[@]}"
+
+    # Where the kill landed: the first file of edge-01 seq 1 is the first
+    # delivery of the run.
+    staged=$(find "$INGEST" -name '.pcapferry-*.part' | wc -l)
+    finals=$(find "$INGEST" -name '*.pcap' ! -name '.*' | wc -l)
+    row=$( ((HAVE_DB)) && db_query "$STATE" "SELECT status FROM bundles WHERE sensor = 'edge-01' AND seq = 1")
+    case $fp in
+    import-staged)
+        expect_true "$fp: staged files left by the kill" -- test "$staged" -gt 0
+        expect_eq "$fp: no final name yet" 0 "$finals"
+        ((HAVE_DB)) && expect_eq "$fp: no intent recorded" "" "$row"
+        ;;
+    import-intent)
+        expect_eq "$fp: both files of edge-01 seq 1 still staged" 2 "$staged"
+        expect_eq "$fp: no final name yet" 0 "$finals"
+        ((HAVE_DB)) && expect_eq "$fp: intent recorded" delivering "$row"
+        ;;
+    import-renamed | import-announced)
+        expect_eq "$fp: one file renamed" 1 "$finals"
+        expect_true "$fp: the renamed file is edge-01 seq 1 file 1" -- test -f "$INGEST/$FIRST1"
+        expect_eq "$fp: the second file still staged" 1 "$staged"
+        want=$([[ $fp == import-renamed ]] && echo 0 || echo 1)
+        expect_eq "$fp: announcements before the kill" "$want" "$(count_logged "$L.1" "$INGEST/$FIRST1")"
+        ((HAVE_DB)) && expect_eq "$fp: file 1 not yet recorded as delivered" staged \
+            "$(db_query "$STATE" "SELECT state FROM deliveries WHERE sensor = 'edge-01' AND seq = 1 AND n = 1")"
+        ;;
+    import-delivered)
+        expect_eq "$fp: both files of edge-01 seq 1 delivered" 2 "$finals"
+        expect_eq "$fp: nothing staged" 0 "$staged"
+        expect_eq "$fp: file 1 announced once" 1 "$(count_logged "$L.1" "$INGEST/$FIRST1")"
+        expect_eq "$fp: file 2 announced once" 1 "$(count_logged "$L.1" "$INGEST/$FIRST2")"
+        ((HAVE_DB)) && expect_eq "$fp: bundle not yet committed" delivering "$row"
+        ;;
+    esac
+
+    watched_run "$L.2" 0 -- "${IMPORT[@]}"
+    if [[ $fp == import-staged ]]; then
+        expect_stderr_contains "6 new, 0 already imported" # nothing was recorded
+    else
+        expect_stderr_contains "5 new, 1 already imported" # finished by the recovery
+    fi
+    case $fp in
+    import-intent) expect_stderr_matches "recovered=$(basename "$FIRST1")\$" ;;
+    import-renamed | import-announced)
+        expect_stderr_contains "recovered=$(basename "$FIRST1") (announced again"
+        expect_stderr_matches "recovered=$(basename "$FIRST2")\$"
+        ;;
+    esac
+    # A third run finds nothing to do and announces nothing.
+    watched_run "$L.3" 0 -- "${IMPORT[@]}"
+    expect_stderr_contains "0 new, 6 already imported"
+    expect_eq "$fp: third run announced nothing" 0 "$(grep -c . "$L.3")"
+
+    case $fp in
+    import-renamed | import-announced)
+        echo "  $fp: the recovery re-announces a file whose announcement is uncertain:" \
+            "at least once, at most twice"
+        check_delivery "$fp" "$EXP" 1 2 "137 0 0" "$L.1" "$L.2" "$L.3"
+        ;;
+    *)
+        echo "  $fp: nothing is uncertain here: exactly once"
+        check_delivery "$fp" "$EXP" 1 1 "137 0 0" "$L.1" "$L.2" "$L.3"
+        ;;
+    esac
+    [[ $fp == import-announced ]] &&
+        expect_eq "$fp: file announced before the kill is announced again" 2 \
+            "$(cat "$L".[123] | count_logged /dev/stdin "$INGEST/$FIRST1")"
+done
+
+# ------------------------------------------------------------ random kills
+
+section "kill -9 at random moments, 10 times, then a clean run"
+# 20 bundles, 26 files of 1.5 MB: a whole import takes about a second here,
+# so the kills land in every phase (each run resumes where the last one died).
+OUT2=$T/outbox2
+EXP2=$T/expected2
+: >"$EXP2"
+for seq in 1 2 3 4 5 6 7 8 9 10; do
+    nf=$((seq % 3 == 0 ? 2 : 1))
+    make_bundle "$OUT2" "$EXP2" edge-01 "$seq" "$nf" $((1700000000 + 3600 * seq)) 1500K
+    make_bundle "$OUT2" "$EXP2" edge-02 "$seq" "$nf" $((1700000000 + 3600 * seq)) 1500K
+done
+STATE=$T/rk/state
+INGEST=$T/rk/ingest
+fresh_ingest "$INGEST" edge-01 edge-02
+import_cmd "$OUT2"
+RANDOM=${PF_SEED:-$$}
+echo "  random seed $RANDOM (rerun with PF_SEED=... to repeat the delays)"
+statuses=""
+logs=()
+killed=0
+for ((i = 1; i <= 10; i++)); do
+    ms=$((10 + RANDOM % 291))
+    L=$T/rk/watch.$i
+    LAST_WATCH_LOG=$L
+    watch_start "$INGEST" "$L"
+    "${IMPORT[@]}" >"$L.import.out" 2>"$L.import.err" </dev/null &
+    BG_PID=$!
+    sleep "$(printf '0.%03d' "$ms")"
+    kill -9 "$BG_PID" 2>/dev/null
+    wait "$BG_PID" 2>/dev/null
+    rc=$?
+    BG_PID=
+    watch_stop
+    echo "  run $i: killed after ${ms} ms: exit $rc, $(grep -c . "$L") announcement(s)"
+    case $rc in
+    137) killed=$((killed + 1)) ;;
+    0) ;;
+    *)
+        fail "random kill run $i: exit status $rc (expected 137 or 0)"
+        sed -n '1,10s/^/  | /p' "$L.import.err"
+        ;;
+    esac
+    if grep -Eq 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' "$L.import.err"; then
+        fail "random kill run $i: sanitizer report"
+    fi
+    statuses+="$rc "
+    logs+=("$L")
+done
+expect_true "at least one of the random kills interrupted an import" -- test "$killed" -gt 0
+L=$T/rk/watch.final
+watched_run "$L" 0 -- "${IMPORT[@]}"
+expect_stderr_contains " rejected, 0 gaps"
+statuses+="0"
+logs+=("$L")
+check_delivery "random kills" "$EXP2" 1 $((1 + killed)) "$statuses" "${logs[@]}"
+expect_exit 0 -- "$PCAPFERRY" import --status --state "$STATE"
+expect_stdout_matches '^edge-01 +10 +10 '
+expect_stdout_matches '^edge-02 +10 +10 '
+
+# --------------------------------------------------------------- disk full
+
+section "ingest filesystem full: exit 75, nothing partial, then a clean run"
+DF=$T/df
+mkdir -p "$DF/ingest"
+if ! mount -t tmpfs -o size=3M tmpfs "$DF/ingest" 2>"$DF/mount.err"; then
+    echo "SKIPPED (this section only): cannot mount a 3 MB tmpfs for the full-disk test" \
+        "(needs root or CAP_SYS_ADMIN): $(cat "$DF/mount.err")"
+else
+    DF_MNT=$DF/ingest
+    OUT3=$T/outbox3
+    EXP3=$T/expected3
+    : >"$EXP3"
+    # seq 1 fits; seq 2's two files (1.6 MB each) do not fit beside it.
+    make_bundle "$OUT3" "$EXP3" edge-01 1 1 1700100000 400K
+    make_bundle "$OUT3" "$EXP3" edge-01 2 2 1700200000 1600K
+    make_bundle "$OUT3" "$EXP3" edge-01 3 1 1700300000 300K
+    STATE=$T/df/state
+    INGEST=$DF_MNT
+    mkdir "$INGEST/edge-01"
+    src_before=$(cd "$OUT3" && b2sum -l 256 -- *)
+    import_cmd "$OUT3"
+    watched_run "$DF/watch.1" 75 -- "${IMPORT[@]}"
+    expect_stderr_contains "No space left on device"
+    expect_eq "sources left in place, unchanged" "$src_before" "$(cd "$OUT3" && b2sum -l 256 -- *)"
+    expect_eq "no staging or other dot file left on the full disk" "" \
+        "$(find "$INGEST" -mindepth 1 -name '.*' -printf '%P\n')"
+    SEQ1=edge-01/$(final_name edge-01 1 1 1700100000)
+    expect_eq "only seq 1 was delivered" "$SEQ1" "$(cd "$INGEST" && find . -type f -printf '%P\n')"
+    expect_eq "seq 1 delivered whole" "$(grep -F "$SEQ1 " "$EXP3" | cut -d ' ' -f 2)" "$(b2_256 "$INGEST/$SEQ1")"
+    expect_eq "the watcher saw seq 1 once, and nothing else" "$INGEST/$SEQ1" \
+        "$(awk 'NF == 3 { print $1 }' "$DF/watch.1")"
+    if ((HAVE_DB)); then
+        expect_eq "no state row for the bundle that did not fit" "" \
+            "$(db_query "$STATE" "SELECT status FROM bundles WHERE sensor = 'edge-01' AND seq = 2")"
+        expect_eq "no delivery rows for it" 0 \
+            "$(db_query "$STATE" "SELECT COUNT(*) FROM deliveries WHERE sensor = 'edge-01' AND seq = 2")"
+    fi
+    if mount -o remount,size=64M "$DF_MNT" 2>"$DF/mount.err"; then
+        watched_run "$DF/watch.2" 0 -- "${IMPORT[@]}"
+        expect_stderr_contains "1 already imported"
+        check_delivery "disk full, then room" "$EXP3" 1 1 "75 0" "$DF/watch.1" "$DF/watch.2"
+    else
+        fail "cannot grow the tmpfs: $(cat "$DF/mount.err")"
+    fi
+    umount "$DF_MNT" && DF_MNT=
+fi
+
+summary
