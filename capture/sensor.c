@@ -73,6 +73,7 @@ struct sensor {
     struct pcap_stat last_ps;
     pf_err *e;
     bool failed;
+    FILE **inputs; /* -r: opened as root, before the privilege drop */
 };
 
 static void event(struct sensor *s, enum pf_event_level level, const char *fmt, ...)
@@ -122,6 +123,7 @@ static int hand_over(int dirfd, const char *path, uid_t uid, gid_t gid, pf_err *
             close(dup);
         return pf_err_sys(e, errno, "%s: cannot list", path);
     }
+    rewinddir(d);
     struct dirent *de;
     while ((de = readdir(d)) != NULL)
         if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
@@ -357,6 +359,14 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *d
         s->failed = true;
         return;
     }
+    /* -r: -C rotates before the next packet, not after a batch of 4096 */
+    if (!s->live && s->rotate_now) {
+        s->rotate_now = false;
+        if (s->fs.saved > 0 && rotate(s, "size", s->last_ts, ts, s->e) != 0) {
+            s->failed = true;
+            return;
+        }
+    }
     if (ts > s->last_ts)
         s->last_ts = ts;
     s->fs.seen++;
@@ -477,7 +487,7 @@ static uint64_t outbox_usage(struct sensor *s, uint64_t *bundles)
 /* Makes room for need bytes in the outbox, by the --when-full policy.
  * Returns false when capture must stay paused for now. Deleted bundles
  * are listed in gaps so the next manifest names them. */
-static bool make_room(struct sensor *s, uint64_t need, json_t *gaps)
+static bool make_room(struct sensor *s, uint64_t need, json_t *gaps, json_t *carried)
 {
     const pf_sensor_opts *o = s->o;
     for (int guard = 0; guard < 100000; guard++) {
@@ -520,6 +530,12 @@ static bool make_room(struct sensor *s, uint64_t need, json_t *gaps)
         uint64_t size = 0;
         pf_err he;
         pf_err_clear(&he);
+        /* what the deleted bundle told about earlier deletions */
+        json_t *old = json_object_get(carried, v[0]);
+        if (old != NULL) {
+            json_array_extend(gaps, old);
+            json_object_del(carried, v[0]);
+        }
         snprintf(path, sizeof path, "%s/%s", o->outbox, v[0]);
         if (pf_bundle_read_header(path, &h, &size, &he) == 0)
             json_array_append_new(gaps, json_pack("{s:s, s:I, s:s}", "deleted", v[0], "seq",
@@ -551,7 +567,8 @@ static json_t *read_stats(struct sensor *s, const char *pcap)
     return j != NULL ? j : json_pack("{s:s}", "note", "capture statistics unreadable");
 }
 
-static int seal_batch(struct sensor *s, char **names, size_t n, json_t *gaps, pf_err *e)
+static int seal_batch(struct sensor *s, char **names, size_t n, json_t *gaps, json_t *carried,
+                      pf_err *e)
 {
     pf_create_input in[64];
     pf_create_result res;
@@ -568,6 +585,14 @@ static int seal_batch(struct sensor *s, char **names, size_t n, json_t *gaps, pf
         }
     }
     json_t *settings = json_deep_copy(s->capture_settings);
+    /* -r files of another link type, a file recovered from another run:
+     * the settings describe the link type of the files in this bundle. */
+    uint32_t lt;
+    if (pread(in[0].fd, &lt, sizeof lt, 20) == (ssize_t)sizeof lt && (int)lt != s->link_type) {
+        const char *ltn = pcap_datalink_val_to_name((int)lt);
+        json_object_set_new(settings, "link_type", json_integer((json_int_t)lt));
+        json_object_set_new(settings, "link_type_name", ltn ? json_string(ltn) : json_null());
+    }
     if (json_array_size(gaps) > 0)
         json_object_set(settings, "gaps_before_this_bundle", gaps);
     pf_create_opts co = {.sensor = s->o->sensor,
@@ -586,6 +611,8 @@ static int seal_batch(struct sensor *s, char **names, size_t n, json_t *gaps, pf
     json_decref(settings);
     if (r != 0)
         goto out;
+    if (json_array_size(gaps) > 0)
+        json_object_set_new(carried, res.name, json_deep_copy(gaps));
     json_array_clear(gaps);
     for (size_t i = 0; i < n; i++) {
         char sname[NAME_MAX + 16];
@@ -639,6 +666,7 @@ static void *sealer_main(void *arg)
 {
     struct sensor *s = arg;
     json_t *gaps = json_array();
+    json_t *carried = json_object(); /* bundle name -> the gaps it lists */
     int64_t next_prune = 0;
     for (;;) {
         prune_from_inbox(s, &next_prune);
@@ -678,7 +706,7 @@ static void *sealer_main(void *arg)
             size += sz;
             take++;
         }
-        if (!make_room(s, size, gaps)) {
+        if (!make_room(s, size, gaps, carried)) {
             free_list(v, n);
             if (done) {
                 event(s, PF_EV_WARN,
@@ -692,7 +720,7 @@ static void *sealer_main(void *arg)
         }
         pf_err e;
         pf_err_clear(&e);
-        if (seal_batch(s, v, take, gaps, &e) != 0) {
+        if (seal_batch(s, v, take, gaps, carried, &e) != 0) {
             event(s, pf_err_is_nospace(&e) ? PF_EV_WARN : PF_EV_ERROR,
                   "sealing failed (%s); retrying", e.msg);
             free_list(v, n);
@@ -712,6 +740,7 @@ static void *sealer_main(void *arg)
         pthread_mutex_unlock(&s->sh.mu);
     }
     json_decref(gaps);
+    json_decref(carried);
     return NULL;
 }
 
@@ -728,6 +757,9 @@ static int recover_spool(struct sensor *s, pf_err *e)
             close(dup);
         return pf_err_sys(e, errno, "%s: cannot list spool", s->o->spool);
     }
+    /* The dup shares its position with spool_fd, which hand_over() has
+     * read to the end: start from the beginning. */
+    rewinddir(d);
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         if (strncmp(de->d_name, ACTIVE_PREFIX, strlen(ACTIVE_PREFIX)) != 0)
@@ -813,7 +845,19 @@ static int open_handle(struct sensor *s, const char *file, pf_err *e)
     char errbuf[PCAP_ERRBUF_SIZE] = "";
     const pf_sensor_opts *o = s->o;
     if (file != NULL) {
-        s->p = pcap_open_offline_with_tstamp_precision(file, PCAP_TSTAMP_PRECISION_NANO, errbuf);
+        size_t k = 0;
+        while (k < o->nread && o->read_files[k] != file)
+            k++;
+        FILE *fp = s->inputs != NULL && k < o->nread ? s->inputs[k] : NULL;
+        if (fp != NULL) {
+            s->inputs[k] = NULL; /* libpcap owns it now */
+            s->p = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_NANO, errbuf);
+            if (s->p == NULL)
+                fclose(fp);
+        } else {
+            s->p =
+                pcap_open_offline_with_tstamp_precision(file, PCAP_TSTAMP_PRECISION_NANO, errbuf);
+        }
         if (s->p == NULL)
             return pf_err_set(e, PF_EREJECT, "%s: libpcap cannot read it: %s", file, errbuf);
         s->nano = true;
@@ -962,11 +1006,6 @@ static int capture_files(struct sensor *s, pf_err *e)
             }
             if (n == 0 || s->sig->stop)
                 break;
-            if (s->rotate_now) {
-                s->rotate_now = false;
-                if (rotate(s, "size", s->last_ts, s->last_ts, e) != 0)
-                    return -1;
-            }
         }
     }
     return close_file(s, "end of input", s->last_ts, e);
@@ -999,6 +1038,11 @@ int pf_sensor_run(const pf_sensor_opts *o, pf_sensor_signals *sig, pf_err *e)
                    "or pass --allow-any if that is acceptable");
         goto out;
     }
+    if (geteuid() == 0 && o->user == NULL && !o->no_drop) {
+        pf_err_set(e, PF_EUSAGE,
+                   "refusing to capture as root: give -Z USER (e.g. -Z pcapferry) or --no-drop");
+        goto out;
+    }
     /* As root: the capture handle and the directories. */
     if (open_handle(&s, s.live ? NULL : o->read_files[0], e) != 0)
         goto out;
@@ -1010,6 +1054,18 @@ int pf_sensor_run(const pf_sensor_opts *o, pf_sensor_signals *sig, pf_err *e)
         (s.outbox_fd = open_dir(o->outbox, 0750, e)) < 0 ||
         (s.state_fd = open_dir(o->state, 0700, e)) < 0)
         goto out;
+    if (!s.live && o->nread > 1) {
+        s.inputs = calloc(o->nread, sizeof *s.inputs);
+        if (s.inputs == NULL) {
+            pf_err_set(e, PF_EENV, "out of memory");
+            goto out;
+        }
+        for (size_t i = 1; i < o->nread; i++)
+            if ((s.inputs[i] = fopen(o->read_files[i], "rb")) == NULL) {
+                pf_err_sys(e, errno, "%s: cannot open", o->read_files[i]);
+                goto out;
+            }
+    }
     /* Then drop to the capture user; from here on only the descriptors. */
     if (drop_privileges(&s, e) != 0)
         goto out;
@@ -1047,6 +1103,10 @@ out:
     }
     if (s.open)
         pf_pcapw_close(&s.w, true, e);
+    for (size_t i = 0; s.inputs != NULL && i < o->nread; i++)
+        if (s.inputs[i] != NULL)
+            fclose(s.inputs[i]);
+    free(s.inputs);
     pf_flows_free(&s.flows);
     json_decref(s.capture_settings);
     if (s.p != NULL)
