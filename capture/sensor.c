@@ -525,28 +525,50 @@ static bool make_room(struct sensor *s, uint64_t need, json_t *gaps, json_t *car
             free_list(v, n);
             return true; /* nothing left to delete: try anyway */
         }
+        /* Bundles already copied to a stick go first (they exist
+         * elsewhere); then the oldest. Acknowledged ones were pruned as
+         * soon as their receipt came. */
+        const char *victim = v[0];
+        bool exported = false;
+        int ed = openat(s->outbox_fd, ".exported", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        for (size_t i = 0; ed >= 0 && i < n && !exported; i++)
+            if (faccessat(ed, v[i], F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+                victim = v[i];
+                exported = true;
+            }
+        if (ed >= 0)
+            close(ed);
         pf_header h;
         char path[PATH_MAX];
         uint64_t size = 0;
         pf_err he;
         pf_err_clear(&he);
         /* what the deleted bundle told about earlier deletions */
-        json_t *old = json_object_get(carried, v[0]);
+        json_t *old = json_object_get(carried, victim);
         if (old != NULL) {
             json_array_extend(gaps, old);
-            json_object_del(carried, v[0]);
+            json_object_del(carried, victim);
         }
-        snprintf(path, sizeof path, "%s/%s", o->outbox, v[0]);
+        snprintf(path, sizeof path, "%s/%s", o->outbox, victim);
         if (pf_bundle_read_header(path, &h, &size, &he) == 0)
-            json_array_append_new(gaps, json_pack("{s:s, s:I, s:s}", "deleted", v[0], "seq",
-                                                  (json_int_t)h.seq, "reason", "outbox full"));
+            json_array_append_new(
+                gaps,
+                json_pack("{s:s, s:I, s:s}", "deleted", victim, "seq", (json_int_t)h.seq, "reason",
+                          exported ? "outbox full (exported, not acknowledged)" : "outbox full"));
         else
             json_array_append_new(
-                gaps, json_pack("{s:s, s:s}", "deleted", v[0], "reason", "outbox full"));
-        unlinkat(s->outbox_fd, v[0], 0);
+                gaps, json_pack("{s:s, s:s}", "deleted", victim, "reason", "outbox full"));
+        unlinkat(s->outbox_fd, victim, 0);
+        if (exported) {
+            int md = openat(s->outbox_fd, ".exported", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (md >= 0) {
+                unlinkat(md, victim, 0);
+                close(md);
+            }
+        }
         pf_fsync_dirfd(s->outbox_fd, o->outbox, &he);
-        event(s, PF_EV_WARN, "outbox full: deleted oldest bundle=%s (--when-full drop-oldest)",
-              v[0]);
+        event(s, PF_EV_WARN, "outbox full: deleted %s bundle=%s (--when-full drop-oldest)",
+              exported ? "oldest exported" : "oldest", victim);
         free_list(v, n);
     }
     return true;
