@@ -44,51 +44,6 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Bundle names in dirfd, sorted: sensor, then seq (zero padded). */
-static char **list_bundles(int dirfd, size_t *count)
-{
-    char **v = NULL;
-    size_t n = 0, cap = 0;
-    size_t sl = strlen(PF_BUNDLE_SUFFIX);
-    *count = 0;
-    int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-    DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
-    if (d == NULL) {
-        if (dup >= 0)
-            close(dup);
-        return NULL;
-    }
-    rewinddir(d);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        size_t len = strlen(de->d_name);
-        if (pf_name_in_flight(de->d_name) || len <= sl ||
-            strcmp(de->d_name + len - sl, PF_BUNDLE_SUFFIX) != 0)
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            char **g = realloc(v, cap * sizeof *g);
-            if (g == NULL)
-                break;
-            v = g;
-        }
-        if ((v[n] = strdup(de->d_name)) != NULL)
-            n++;
-    }
-    closedir(d);
-    if (n > 1)
-        qsort(v, n, sizeof *v, cmp_str);
-    *count = n;
-    return v;
-}
-
-static void free_names(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 /* A killed or unplugged export leaves its ".NAME.XXXXXXXX.part" copy
  * behind: remove those of this bundle before copying it again. */
 static void remove_stale_copies(const char *dir, const char *name)
@@ -150,7 +105,7 @@ int pf_bundle_export(const char *outbox, const char *dest, const pf_pubkey *sens
     outfd = open(outbox, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (outfd < 0)
         return pf_err_sys(e, errno, "%s: cannot open outbox", outbox);
-    names = list_bundles(outfd, &n);
+    names = pf_list_names(outfd, PF_BUNDLE_SUFFIX, &n);
     for (size_t i = 0; i < n; i++) {
         char src[PATH_MAX], dir[PATH_MAX], copy[PATH_MAX];
         pf_header h;
@@ -232,7 +187,7 @@ int pf_bundle_export(const char *outbox, const char *dest, const pf_pubkey *sens
     }
     rc = 0;
 out:
-    free_names(names, n);
+    pf_free_names(names, n);
     close(outfd);
     return rc;
 }
@@ -314,7 +269,7 @@ int pf_bundle_prune(int outbox_fd, const char *outbox, const char *receipts_dir,
     collect_receipts(receipts_dir, 0, &rc_paths, &nr, &capr);
     if (nr > 1)
         qsort(rc_paths, nr, sizeof *rc_paths, cmp_str);
-    names = list_bundles(outbox_fd, &nb);
+    names = pf_list_names(outbox_fd, PF_BUNDLE_SUFFIX, &nb);
     for (size_t i = 0; i < nr; i++) {
         pf_receipt *rc = NULL;
         pf_err re;
@@ -386,11 +341,11 @@ int pf_bundle_prune(int outbox_fd, const char *outbox, const char *receipts_dir,
     }
     if (changed && pf_fsync_dirfd(outbox_fd, outbox, e) != 0)
         goto out;
-    free_names(rc_paths, nr);
-    free_names(names, nb);
+    pf_free_names(rc_paths, nr);
+    pf_free_names(names, nb);
     return 0;
 out:
-    free_names(rc_paths, nr);
-    free_names(names, nb);
+    pf_free_names(rc_paths, nr);
+    pf_free_names(names, nb);
     return -1;
 }

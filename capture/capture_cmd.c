@@ -65,24 +65,6 @@ struct settings {
     int verbosity;
 };
 
-static int set_str(char **slot, const char *v)
-{
-    free(*slot);
-    *slot = strdup(v);
-    return *slot != NULL ? 0 : -1;
-}
-
-static bool parse_bool(const char *v, bool *out)
-{
-    if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0)
-        *out = true;
-    else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "0") == 0)
-        *out = false;
-    else
-        return false;
-    return true;
-}
-
 /* One setting by its long name, from the config file or the command line. */
 static int apply(struct settings *s, const char *k, const char *v, pf_err *e)
 {
@@ -93,7 +75,7 @@ static int apply(struct settings *s, const char *k, const char *v, pf_err *e)
                             "spool",     "outbox", "state", "receipts"};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         if (strcmp(k, snames[i]) == 0)
-            return set_str(strs[i], v);
+            return pf_cli_set_str(strs[i], v);
     struct {
         const char *name;
         uint64_t *slot;
@@ -127,7 +109,7 @@ static int apply(struct settings *s, const char *k, const char *v, pf_err *e)
                  {"seal-empty", &s->seal_empty}};
     for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++)
         if (strcmp(k, bools[i].name) == 0) {
-            if (!parse_bool(v, bools[i].slot))
+            if (!pf_cli_parse_bool(v, bools[i].slot))
                 return pf_err_set(e, PF_EUSAGE, "%s: '%s' is not true or false", k, v);
             return 0;
         }
@@ -383,15 +365,9 @@ int pf_capture_main(int argc, char **argv)
         rc = pf_cli_usage("capture", "-Z and --no-drop exclude each other");
         goto out;
     }
-    sk = pf_seckey_load(s.key, &e);
+    sk = pf_seckey_load_as(s.key, PF_ROLE_SENSOR, &e);
     if (sk == NULL) {
-        if (e.status == PF_EREJECT)
-            e.status = PF_EUSAGE;
         rc = pf_cli_fail(&e);
-        goto out;
-    }
-    if (sk->pub.role != PF_ROLE_SENSOR) {
-        rc = pf_cli_usage("capture", "%s: --key takes a sensor secret key", s.key);
         goto out;
     }
     if (sensor_name != NULL && *sensor_name && strcmp(sensor_name, sk->pub.name) != 0) {

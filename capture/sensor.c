@@ -415,71 +415,17 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *d
 
 /* ---------- the sealer ---------- */
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static bool has_suffix(const char *name, const char *suffix)
-{
-    size_t n = strlen(name), m = strlen(suffix);
-    return n > m && strcmp(name + n - m, suffix) == 0;
-}
-
-/* Lists names in dirfd ending in suffix (not dot names), sorted. */
-static char **list_dir(int dirfd, const char *suffix, size_t *count)
-{
-    char **v = NULL;
-    size_t n = 0, cap = 0;
-    *count = 0;
-    int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-    DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
-    if (d == NULL) {
-        if (dup >= 0)
-            close(dup);
-        return NULL;
-    }
-    rewinddir(d);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.' || !has_suffix(de->d_name, suffix))
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 32;
-            char **g = realloc(v, cap * sizeof *g);
-            if (g == NULL)
-                break;
-            v = g;
-        }
-        v[n] = strdup(de->d_name);
-        if (v[n] != NULL)
-            n++;
-    }
-    closedir(d);
-    if (n > 0)
-        qsort(v, n, sizeof *v, cmp_str);
-    *count = n;
-    return v;
-}
-
-static void free_list(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 static uint64_t outbox_usage(struct sensor *s, uint64_t *bundles)
 {
     size_t n;
     uint64_t total = 0;
-    char **v = list_dir(s->outbox_fd, PF_BUNDLE_SUFFIX, &n);
+    char **v = pf_list_names(s->outbox_fd, PF_BUNDLE_SUFFIX, &n);
     for (size_t i = 0; i < n; i++) {
         struct stat st;
         if (fstatat(s->outbox_fd, v[i], &st, AT_SYMLINK_NOFOLLOW) == 0)
             total += (uint64_t)st.st_size;
     }
-    free_list(v, n);
+    pf_free_names(v, n);
     *bundles = n;
     return total;
 }
@@ -520,9 +466,9 @@ static bool make_room(struct sensor *s, uint64_t need, json_t *gaps, json_t *car
             return false;
         }
         size_t n;
-        char **v = list_dir(s->outbox_fd, PF_BUNDLE_SUFFIX, &n);
+        char **v = pf_list_names(s->outbox_fd, PF_BUNDLE_SUFFIX, &n);
         if (n == 0) {
-            free_list(v, n);
+            pf_free_names(v, n);
             return true; /* nothing left to delete: try anyway */
         }
         /* Bundles already copied to a stick go first (they exist
@@ -569,7 +515,7 @@ static bool make_room(struct sensor *s, uint64_t need, json_t *gaps, json_t *car
         pf_fsync_dirfd(s->outbox_fd, o->outbox, &he);
         event(s, PF_EV_WARN, "outbox full: deleted %s bundle=%s (--when-full drop-oldest)",
               exported ? "oldest exported" : "oldest", victim);
-        free_list(v, n);
+        pf_free_names(v, n);
     }
     return true;
 }
@@ -704,9 +650,9 @@ static void *sealer_main(void *arg)
         pthread_mutex_unlock(&s->sh.mu);
 
         size_t n;
-        char **v = list_dir(s->spool_fd, ".pcap", &n);
+        char **v = pf_list_names(s->spool_fd, ".pcap", &n);
         if (n == 0) {
-            free_list(v, n);
+            pf_free_names(v, n);
             uint64_t b;
             uint64_t used = outbox_usage(s, &b);
             pthread_mutex_lock(&s->sh.mu);
@@ -729,7 +675,7 @@ static void *sealer_main(void *arg)
             take++;
         }
         if (!make_room(s, size, gaps, carried)) {
-            free_list(v, n);
+            pf_free_names(v, n);
             if (done) {
                 event(s, PF_EV_WARN,
                       "stopping with %zu capture file(s) left in the spool "
@@ -745,7 +691,7 @@ static void *sealer_main(void *arg)
         if (seal_batch(s, v, take, gaps, carried, &e) != 0) {
             event(s, pf_err_is_nospace(&e) ? PF_EV_WARN : PF_EV_ERROR,
                   "sealing failed (%s); retrying", e.msg);
-            free_list(v, n);
+            pf_free_names(v, n);
             if (done && !pf_err_is_nospace(&e)) {
                 pthread_mutex_lock(&s->sh.mu);
                 s->sh.fatal = 1;
@@ -756,7 +702,7 @@ static void *sealer_main(void *arg)
             sleep(1);
             continue;
         }
-        free_list(v, n);
+        pf_free_names(v, n);
         pthread_mutex_lock(&s->sh.mu);
         s->sh.work = true; /* more may be waiting */
         pthread_mutex_unlock(&s->sh.mu);

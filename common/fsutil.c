@@ -1,6 +1,7 @@
 #include "common/fsutil.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/types.h>
 #include <limits.h>
@@ -403,4 +404,52 @@ void pf_writeback_note(int fd, pf_writeback *wb, size_t n)
                         SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
                             SYNC_FILE_RANGE_WAIT_AFTER);
     wb->done = wb->written;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **pf_list_names(int dirfd, const char *suffix, size_t *count)
+{
+    char **v = NULL;
+    size_t n = 0, cap = 0, sl = strlen(suffix);
+    *count = 0;
+    int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+    if (d == NULL) {
+        if (dup >= 0)
+            close(dup);
+        return NULL;
+    }
+    rewinddir(d); /* a dup shares its read position with every other one */
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (de->d_name[0] == '.' || len <= sl || strcmp(de->d_name + len - sl, suffix) != 0 ||
+            (len > 5 && strcmp(de->d_name + len - 5, ".part") == 0))
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **g = realloc(v, cap * sizeof *g);
+            if (g == NULL)
+                break;
+            v = g;
+        }
+        if ((v[n] = strdup(de->d_name)) != NULL)
+            n++;
+    }
+    closedir(d);
+    if (n > 1)
+        qsort(v, n, sizeof *v, cmp_names);
+    *count = n;
+    return v;
+}
+
+void pf_free_names(char **names, size_t count)
+{
+    for (size_t i = 0; names != NULL && i < count; i++)
+        free(names[i]);
+    free(names);
 }

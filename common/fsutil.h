@@ -72,6 +72,11 @@ int pf_copy_file(const char *src, const char *dstdir, const char *name, pf_err *
 /* BLAKE2b-256 of a whole file, streamed. */
 int pf_hash_file(const char *path, uint8_t out[32], pf_err *e);
 
+/* Names in dirfd ending in suffix, sorted, skipping copies in flight
+ * (dot names and *.part). NULL with *count 0 when empty or unreadable. */
+char **pf_list_names(int dirfd, const char *suffix, size_t *count);
+void pf_free_names(char **names, size_t count);
+
 /* DIR/NAME into out; fails if it does not fit. */
 int pf_path_join(char *out, size_t cap, const char *dir, const char *name, pf_err *e);
 

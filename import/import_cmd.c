@@ -61,52 +61,34 @@ struct settings {
     int verbosity; /* -1 quiet, 0 normal, 1 verbose */
 };
 
-static bool parse_bool(const char *v, bool *out)
-{
-    if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0)
-        *out = true;
-    else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "0") == 0)
-        *out = false;
-    else
-        return false;
-    return true;
-}
-
-static int set_str(char **slot, const char *v)
-{
-    free(*slot);
-    *slot = strdup(v);
-    return *slot != NULL ? 0 : -1;
-}
-
 static int config_setting(void *ctx, const char *k, const char *v, int lineno, pf_err *e)
 {
     struct settings *s = ctx;
     uint64_t u;
     (void)lineno;
     if (strcmp(k, "key") == 0)
-        return set_str(&s->key, v);
+        return pf_cli_set_str(&s->key, v);
     if (strcmp(k, "keyring") == 0)
-        return set_str(&s->keyring, v);
+        return pf_cli_set_str(&s->keyring, v);
     if (strcmp(k, "state") == 0)
-        return set_str(&s->state, v);
+        return pf_cli_set_str(&s->state, v);
     if (strcmp(k, "ingest") == 0)
-        return set_str(&s->ingest, v);
+        return pf_cli_set_str(&s->ingest, v);
     if (strcmp(k, "quarantine") == 0)
-        return set_str(&s->quarantine, v);
+        return pf_cli_set_str(&s->quarantine, v);
     if (strcmp(k, "exec") == 0)
-        return set_str(&s->exec, v);
+        return pf_cli_set_str(&s->exec, v);
     if (strcmp(k, "receipts") == 0)
-        return set_str(&s->receipts, v);
+        return pf_cli_set_str(&s->receipts, v);
     if (strcmp(k, "source") == 0) {
         if (s->nsources >= MAX_SOURCES)
             return pf_err_set(e, PF_EUSAGE, "too many sources");
         s->sources[s->nsources] = strdup(v);
         return s->sources[s->nsources++] != NULL ? 0 : -1;
     }
-    if (strcmp(k, "arkime-read-truncated") == 0 && parse_bool(v, &s->read_truncated))
+    if (strcmp(k, "arkime-read-truncated") == 0 && pf_cli_parse_bool(v, &s->read_truncated))
         return 0;
-    if (strcmp(k, "delete-source") == 0 && parse_bool(v, &s->delete_source))
+    if (strcmp(k, "delete-source") == 0 && pf_cli_parse_bool(v, &s->delete_source))
         return 0;
     if (strcmp(k, "rescan") == 0 && pf_parse_u64(v, &u) && u > 0 && u < 86400) {
         s->rescan = (unsigned)u;
@@ -297,22 +279,22 @@ int pf_import_main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "qvh", longopts, NULL)) != -1) {
         switch (c) {
         case O_KEY:
-            set_str(&cli.key, optarg);
+            pf_cli_set_str(&cli.key, optarg);
             break;
         case O_KEYRING:
-            set_str(&cli.keyring, optarg);
+            pf_cli_set_str(&cli.keyring, optarg);
             break;
         case O_STATE:
-            set_str(&cli.state, optarg);
+            pf_cli_set_str(&cli.state, optarg);
             break;
         case O_INGEST:
-            set_str(&cli.ingest, optarg);
+            pf_cli_set_str(&cli.ingest, optarg);
             break;
         case O_QUAR:
-            set_str(&cli.quarantine, optarg);
+            pf_cli_set_str(&cli.quarantine, optarg);
             break;
         case O_EXEC:
-            set_str(&cli.exec, optarg);
+            pf_cli_set_str(&cli.exec, optarg);
             break;
         case O_TRUNC:
             cli.read_truncated = true;
@@ -343,7 +325,7 @@ int pf_import_main(int argc, char **argv)
             cli.json = true;
             break;
         case O_RECEIPTS:
-            set_str(&cli.receipts, optarg);
+            pf_cli_set_str(&cli.receipts, optarg);
             break;
         case 'q':
             cli.verbosity = -1;
@@ -413,15 +395,9 @@ int pf_import_main(int argc, char **argv)
         rc = pf_cli_usage("import", "no SOURCE given (bundle files or directories)");
         goto out;
     }
-    central = pf_seckey_load(s.key, &e);
+    central = pf_seckey_load_as(s.key, PF_ROLE_CENTRAL, &e);
     if (central == NULL) {
-        if (e.status == PF_EREJECT)
-            e.status = PF_EUSAGE;
         rc = pf_cli_fail(&e);
-        goto out;
-    }
-    if (central->pub.role != PF_ROLE_CENTRAL) {
-        rc = pf_cli_usage("import", "%s: --key takes the central secret key", s.key);
         goto out;
     }
     if (s.exec != NULL)

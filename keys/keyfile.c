@@ -414,3 +414,20 @@ fail:
     pf_seckey_free(sk);
     return NULL;
 }
+
+pf_seckey *pf_seckey_load_as(const char *path, enum pf_key_role role, pf_err *e)
+{
+    pf_seckey *sk = pf_seckey_load(path, e);
+    if (sk == NULL) {
+        if (e->status == PF_EREJECT)
+            e->status = PF_EUSAGE;
+        return NULL;
+    }
+    if (sk->pub.role != role) {
+        pf_err_set(e, PF_EUSAGE, "%s: a %s secret key is needed here, this is a %s key", path,
+                   pf_role_name(role), pf_role_name(sk->pub.role));
+        pf_seckey_free(sk);
+        return NULL;
+    }
+    return sk;
+}

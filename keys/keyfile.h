@@ -58,6 +58,10 @@ int pf_seckey_save(const pf_seckey *sk, const char *dir, pf_err *e);
  * symlink, or one whose halves do not match. */
 __attribute__((warn_unused_result)) pf_seckey *pf_seckey_load(const char *path, pf_err *e);
 
+/* Loads our own secret key for a command: a wrong role or a damaged file
+ * is configuration (PF_EUSAGE), never a "rejected input". */
+pf_seckey *pf_seckey_load_as(const char *path, enum pf_key_role role, pf_err *e);
+
 /* Loads a public key file, or the public half of a secret key file. */
 __attribute__((warn_unused_result)) int pf_pubkey_load(const char *path, pf_pubkey *out, pf_err *e);
 

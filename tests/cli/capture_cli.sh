@@ -191,7 +191,7 @@ usage_err "expected 'BPF:N'" -- -c "$EMPTY" "${ALL[@]}" --no-drop --dont-save ':
 usage_err "--dont-save 'udpx port 53'" -- -c "$EMPTY" "${ALL[@]}" --no-drop --dont-save 'udpx port 53:1' -r "$A"
 usage_err "when-full: 'sometimes' is drop-oldest or stop" -- -c "$EMPTY" "${ALL[@]}" --no-drop --when-full sometimes -r "$A"
 usage_err "filter 'tcpx'" -- -c "$EMPTY" "${ALL[@]}" --no-drop -r "$A" tcpx
-usage_err "--key takes a sensor secret key" -- -c "$EMPTY" --key "$CENTRAL_KEY" "${TO[@]}" "${DIRS[@]}" --no-drop -r "$A"
+usage_err "a sensor secret key is needed here" -- -c "$EMPTY" --key "$CENTRAL_KEY" "${TO[@]}" "${DIRS[@]}" --no-drop -r "$A"
 usage_err "--to takes the central host's public key" -- -c "$EMPTY" "${K[@]}" --to "$SENSOR_PUB" "${DIRS[@]}" --no-drop -r "$A"
 usage_err "bad option" -- -c "$EMPTY" "${ALL[@]}" --no-drop --frobnicate -r "$A"
 printf '# a comment\n\nlevel = 3\nfrobnicate = 1\n' >"$T/bad.conf"

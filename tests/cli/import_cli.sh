@@ -902,7 +902,7 @@ expect_exit 2 -- "$PCAPFERRY" import --status
 expect_stderr_contains "--status needs --state"
 expect_exit 2 -- "$PCAPFERRY" import --key "$SENSOR_KEY" --keyring "$KEYRING" --state "$U/st2" \
     --ingest "$U/ingest" "$OUT1"
-expect_stderr_contains "--key takes the central secret key"
+expect_stderr_contains "a central secret key is needed here"
 for bad in -1 abc 60000; do
     expect_exit 2 -- "$PCAPFERRY" import --settle-ms "$bad" --status --state "$ST1"
     expect_stderr_contains "--settle-ms"
