@@ -125,6 +125,9 @@ int pf_header_decode(const uint8_t *buf, size_t len, pf_header *h, pf_err *e)
         return pf_err_set(e, PF_EREJECT, "header length does not match its sensor name length");
     pf_rbuf_copy(&r, h->sensor, nlen);
     h->sensor[nlen] = '\0';
+    /* A NUL inside would make two different headers name one sensor. */
+    if (strlen(h->sensor) != nlen)
+        return pf_err_set(e, PF_EREJECT, "header names an invalid sensor name");
     pf_rbuf_copy(&r, h->signer_id, sizeof h->signer_id);
     pf_rbuf_copy(&r, h->recipient_id, sizeof h->recipient_id);
     h->seq = pf_rbuf_u64(&r);

@@ -292,6 +292,8 @@ static int parse_public(const struct fields *f, const char *what, pf_pubkey *pk,
         return pf_err_set(e, PF_EREJECT, "%s: missing or overlong 'name'", what);
     memcpy(pk->name, f->val[F_NAME], f->len[F_NAME]);
     pk->name[f->len[F_NAME]] = '\0';
+    if (strlen(pk->name) != f->len[F_NAME])
+        return pf_err_set(e, PF_EREJECT, "%s: key name contains a NUL byte", what);
     if (!pf_name_valid(pk->name))
         return pf_err_set(e, PF_EREJECT, "%s: invalid key name '%s'", what, pk->name);
     if (decode_b64(f, F_EPUB, pk->sign_pk, sizeof pk->sign_pk, what, e) != 0)

@@ -118,6 +118,17 @@ int main(void)
         CHECK_ERR(e, PF_EREJECT, cases[i].needle);
     }
 
+    /* a NUL inside the sensor name (found by fuzz_header): two different
+     * headers must never name the same sensor */
+    make(&h);
+    CHECK(pf_header_seal(&h, sensor->sign_sk, &e) == 0);
+    uint8_t nul[PF_HEADER_MAX_BYTES];
+    memcpy(nul, h.raw, h.raw_len);
+    nul[13 + 2] = '\0'; /* "pl\0nt-7" */
+    pf_err_clear(&e);
+    CHECK(pf_header_decode(nul, h.raw_len, &d, &e) != 0);
+    CHECK_ERR(e, PF_EREJECT, "invalid sensor name");
+
     /* an unknown format version */
     uint8_t raw[PF_HEADER_MAX_BYTES];
     memcpy(raw, h.raw, h.raw_len);
