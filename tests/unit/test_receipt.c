@@ -53,7 +53,7 @@ static const char *signed_body(const char *body)
         pf_err e_;                                                                                 \
         pf_err_clear(&e_);                                                                         \
         int rc_ = pf_receipt_read((path), &fx.central->pub, &r_, &e_);                             \
-        CHECK_MSG(rc_ == -1, "%s: read succeeded, wanted \"%s\"", (path), (needle));              \
+        CHECK_MSG(rc_ == -1, "%s: read succeeded, wanted \"%s\"", (path), (needle));               \
         CHECK_ERR(e_, PF_EREJECT, (needle));                                                       \
         CHECK(r_ == NULL);                                                                         \
         if (rc_ == 0)                                                                              \
@@ -100,8 +100,8 @@ static void test_round_trip(void)
                          "sensor1-0000000002.pcapferry: chunk 3 failed authentication "
                          "(\"quoted\", back\\slash, ünïcode)",
                          &e) == 0);
-    CHECK(pf_receipt_add(w, UINT64_C(9000000000000000000), h_c, PF_RCPT_REJECTED, longreason,
-                         &e) == 0);
+    CHECK(pf_receipt_add(w, UINT64_C(9000000000000000000), h_c, PF_RCPT_REJECTED, longreason, &e) ==
+          0);
     /* more than the first allocation holds */
     for (uint64_t s = 10; s < 40; s++)
         CHECK(pf_receipt_add(w, s, h_a, PF_RCPT_COMMITTED, "", &e) == 0);
@@ -471,7 +471,7 @@ static void test_malformed_signed(void)
     const char *HZZ = "zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
     const char *H66 = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00";
     struct {
-        const char *seq;    /* what comes before "hash" */
+        const char *seq; /* what comes before "hash" */
         const char *hash;
         const char *status; /* what comes after it */
         const char *needle;
@@ -499,8 +499,8 @@ static void test_malformed_signed(void)
         snprintf(arr, sizeof arr, "[%s]", entry);
         REFUSED(signed_body(body_with(arr)), bad[i].needle);
         /* after a good entry: the whole receipt goes, not just the tail */
-        snprintf(arr, sizeof arr,
-                 "[{\"seq\": 1, \"hash\": \"%s\", \"status\": \"committed\"}, %s]", H1, entry);
+        snprintf(arr, sizeof arr, "[{\"seq\": 1, \"hash\": \"%s\", \"status\": \"committed\"}, %s]",
+                 H1, entry);
         const char *needle = strstr(bad[i].needle, "unknown") ? "entry 1 has unknown status"
                                                               : "entry 1 is malformed";
         REFUSED(signed_body(body_with(arr)), needle);
@@ -508,8 +508,7 @@ static void test_malformed_signed(void)
 
     /* the envelope */
     char arr1[256];
-    snprintf(arr1, sizeof arr1, "[{\"seq\": 1, \"hash\": \"%s\", \"status\": \"committed\"}]",
-             H1);
+    snprintf(arr1, sizeof arr1, "[{\"seq\": 1, \"hash\": \"%s\", \"status\": \"committed\"}]", H1);
     char body[4096];
     const char *fmts[] = {
         "{\"type\": \"pcapferry-manifest\", \"version\": 1, \"sensor\": \"sensor1\", "
