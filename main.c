@@ -19,7 +19,7 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  keys      make and manage sensor and central keys\n"
-    "  bundle    create, inspect, verify and open sealed bundles\n"
+    "  bundle    create, inspect, verify, open, export and prune sealed bundles\n"
     "  capture   the sensor daemon: capture, rotate, seal into bundles\n"
     "  import    verify bundles and deliver their captures to Arkime, exactly once\n"
     "  help [COMMAND]\n"

@@ -458,7 +458,8 @@ int pf_bundle_main(int argc, char **argv)
 {
     struct opts o;
     int first = 0;
-    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
         fputs(pf_bundle_usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }

@@ -12,6 +12,7 @@
 #include "capture/sensor.h"
 #include "common/cli.h"
 #include "common/config.h"
+#include "common/log.h"
 #include "common/text.h"
 
 #define DEFAULT_CONFIG "/etc/pcapferry/sensor.conf"
@@ -46,6 +47,7 @@ const char pf_capture_usage[] =
     "  --allow-any  --no-drop  --seal-empty  --status-interval SECONDS\n"
     "  -c FILE      config file, 'key = value' (default " DEFAULT_CONFIG ")\n"
     "  -q, -v       quieter, more verbose\n"
+    "  --syslog     log events to syslog (daemon facility) instead of stderr\n"
     "\n"
     "Environment (the BalanceTonPCAP sensor's env.txt keeps working): PCAP_INTERFACE,\n"
     "PCAP_CAPTURE_SIZE (snaplen), PCAP_FILE_SIZE (seconds: it was passed to tcpdump -G),\n"
@@ -59,7 +61,7 @@ struct settings {
     size_t nread;
     uint64_t snaplen, buffer_kib, rotate_mb, rotate_seconds, level, threads, bundle_max;
     uint64_t outbox_max, min_free, status_seconds;
-    bool no_promisc, allow_any, no_drop, seal_empty, when_full_stop;
+    bool no_promisc, allow_any, no_drop, seal_empty, when_full_stop, syslog;
     pf_dont_save rules[PF_DONT_SAVE_MAX];
     size_t nrules;
     int verbosity;
@@ -106,7 +108,8 @@ static int apply(struct settings *s, const char *k, const char *v, pf_err *e)
     } bools[] = {{"no-promisc", &s->no_promisc},
                  {"allow-any", &s->allow_any},
                  {"no-drop", &s->no_drop},
-                 {"seal-empty", &s->seal_empty}};
+                 {"seal-empty", &s->seal_empty},
+                 {"syslog", &s->syslog}};
     for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++)
         if (strcmp(k, bools[i].name) == 0) {
             if (!pf_cli_parse_bool(v, bools[i].slot))
@@ -171,16 +174,12 @@ static void on_signal(int sig)
 
 static void on_event(void *ctx, enum pf_event_level level, const char *line)
 {
-    static const char *const names[] = {"error", "warning", "info", "debug"};
     int verbosity = *(int *)ctx;
     int threshold = verbosity < 0 ? PF_EV_WARN : verbosity == 0 ? PF_EV_INFO : PF_EV_DEBUG;
     if ((int)level > threshold)
         return;
-    /* one line, one write: the sealer thread logs too */
-    char buf[2304];
-    int n = snprintf(buf, sizeof buf, "pcapferry capture: %s: %s\n", names[level], line);
-    if (n > 0)
-        fputs(buf, stderr);
+    /* stderr (journal-aware) or syslog; one line, one write */
+    pf_log_line((enum pf_log_level)level, "capture", line);
 }
 
 static void free_settings(struct settings *s)
@@ -212,7 +211,8 @@ int pf_capture_main(int argc, char **argv)
         O_NODROP,
         O_EMPTY,
         O_STATUS,
-        O_RECEIPTS
+        O_RECEIPTS,
+        O_SYSLOG
     };
     static const struct option longopts[] = {{"key", required_argument, NULL, O_KEY},
                                              {"to", required_argument, NULL, O_TO},
@@ -231,18 +231,19 @@ int pf_capture_main(int argc, char **argv)
                                              {"seal-empty", no_argument, NULL, O_EMPTY},
                                              {"status-interval", required_argument, NULL, O_STATUS},
                                              {"receipts", required_argument, NULL, O_RECEIPTS},
+                                             {"syslog", no_argument, NULL, O_SYSLOG},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     static const char *const long_keys[] = {
-        [O_KEY - 256] = "key",          [O_TO - 256] = "to",
-        [O_SPOOL - 256] = "spool",      [O_OUTBOX - 256] = "outbox",
-        [O_STATE - 256] = "state",      [O_LEVEL - 256] = "level",
-        [O_THREADS - 256] = "threads",  [O_BMAX - 256] = "bundle-max-size",
-        [O_DONT - 256] = "dont-save",   [O_OMAX - 256] = "outbox-max",
-        [O_MINFREE - 256] = "min-free", [O_WHENFULL - 256] = "when-full",
-        [O_ANY - 256] = "allow-any",    [O_NODROP - 256] = "no-drop",
-        [O_EMPTY - 256] = "seal-empty", [O_STATUS - 256] = "status-interval",
-        [O_RECEIPTS - 256] = "receipts"};
+        [O_KEY - 256] = "key",           [O_TO - 256] = "to",
+        [O_SPOOL - 256] = "spool",       [O_OUTBOX - 256] = "outbox",
+        [O_STATE - 256] = "state",       [O_LEVEL - 256] = "level",
+        [O_THREADS - 256] = "threads",   [O_BMAX - 256] = "bundle-max-size",
+        [O_DONT - 256] = "dont-save",    [O_OMAX - 256] = "outbox-max",
+        [O_MINFREE - 256] = "min-free",  [O_WHENFULL - 256] = "when-full",
+        [O_ANY - 256] = "allow-any",     [O_NODROP - 256] = "no-drop",
+        [O_EMPTY - 256] = "seal-empty",  [O_STATUS - 256] = "status-interval",
+        [O_RECEIPTS - 256] = "receipts", [O_SYSLOG - 256] = "syslog"};
     struct settings s = {.snaplen = 262144, .level = 3, .status_seconds = 5};
     pf_err e;
     const char *config = NULL, *sensor_name = NULL;
@@ -311,7 +312,7 @@ int pf_capture_main(int argc, char **argv)
         default:
             if (c >= 256 && c - 256 < (int)(sizeof long_keys / sizeof long_keys[0])) {
                 k = long_keys[c - 256];
-                if (c == O_ANY || c == O_NODROP || c == O_EMPTY)
+                if (c == O_ANY || c == O_NODROP || c == O_EMPTY || c == O_SYSLOG)
                     optarg = (char *)"true";
                 break;
             }
@@ -385,10 +386,11 @@ int pf_capture_main(int argc, char **argv)
         rc = pf_cli_fail(&e);
         goto out;
     }
+    pf_log_open(s.syslog);
     if (getenv("PCAP_FILE_ROTATE") != NULL && s.verbosity >= 0)
-        fputs("pcapferry capture: warning: PCAP_FILE_ROTATE ignored (tcpdump -W made tcpdump "
-              "stop after that many files; pcapferry bounds storage with --outbox-max)\n",
-              stderr);
+        pf_log_line(PF_LOG_WARN, "capture",
+                    "PCAP_FILE_ROTATE ignored (tcpdump -W made tcpdump stop after that many "
+                    "files; pcapferry bounds storage with --outbox-max)");
 
     pf_sensor_signals sig = {0};
     stop_flag = &sig.stop;
@@ -434,6 +436,8 @@ int pf_capture_main(int argc, char **argv)
                         .ctx = &s.verbosity};
     memcpy(o.rules, s.rules, sizeof o.rules);
     rc = pf_sensor_run(&o, &sig, &e) == 0 ? 0 : pf_cli_fail(&e);
+    if (rc != 0 && pf_log_to_syslog()) /* the daemon's last word, where its log goes */
+        pf_log_line(PF_LOG_ERROR, "capture", e.msg[0] ? e.msg : "failed");
 out:
     pf_seckey_free(sk);
     free_settings(&s);

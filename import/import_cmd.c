@@ -11,6 +11,7 @@
 
 #include "common/cli.h"
 #include "common/config.h"
+#include "common/log.h"
 #include "common/text.h"
 #include "import/import_cmd.h"
 #include "import/importer.h"
@@ -46,6 +47,7 @@ const char pf_import_usage[] =
     "                           watch it (default 1000)\n"
     "  --config FILE            settings as 'key = value' (default " DEFAULT_CONFIG ")\n"
     "  -q, --quiet              only errors and the summary;  -v, --verbose: more\n"
+    "  --syslog                 log events and the summary to syslog (daemon facility)\n"
     "\n"
     "Every option can be set in the config file, plus 'source = DIR' lines, so day to\n"
     "day it is 'pcapferry import /media/usb'.\n"
@@ -56,7 +58,7 @@ struct settings {
     char *key, *keyring, *state, *ingest, *quarantine, *exec, *receipts;
     char *sources[MAX_SOURCES];
     size_t nsources;
-    bool read_truncated, delete_source, watch, status, json;
+    bool read_truncated, delete_source, watch, status, json, syslog;
     unsigned rescan, settle_ms;
     int verbosity; /* -1 quiet, 0 normal, 1 verbose */
 };
@@ -89,6 +91,8 @@ static int config_setting(void *ctx, const char *k, const char *v, int lineno, p
     if (strcmp(k, "arkime-read-truncated") == 0 && pf_cli_parse_bool(v, &s->read_truncated))
         return 0;
     if (strcmp(k, "delete-source") == 0 && pf_cli_parse_bool(v, &s->delete_source))
+        return 0;
+    if (strcmp(k, "syslog") == 0 && pf_cli_parse_bool(v, &s->syslog))
         return 0;
     if (strcmp(k, "rescan") == 0 && pf_parse_u64(v, &u) && u > 0 && u < 86400) {
         s->rescan = (unsigned)u;
@@ -132,7 +136,6 @@ struct ui {
 static void on_event(void *ctx, enum pf_event_level level, const char *line)
 {
     struct ui *ui = ctx;
-    static const char *const names[] = {"error", "warning", "info", "debug"};
     int threshold = ui->verbosity < 0 ? PF_EV_WARN : ui->verbosity == 0 ? PF_EV_INFO : PF_EV_DEBUG;
     if ((int)level > threshold)
         return;
@@ -140,7 +143,8 @@ static void on_event(void *ctx, enum pf_event_level level, const char *line)
         fputs("\r\033[K", stderr);
         ui->progress_shown = false;
     }
-    fprintf(stderr, "pcapferry import: %s: %s\n", names[level], line);
+    /* stderr (journal-aware) or syslog */
+    pf_log_line((enum pf_log_level)level, "import", line);
 }
 
 static void on_progress(void *ctx, const pf_import_progress *p)
@@ -243,7 +247,8 @@ int pf_import_main(int argc, char **argv)
         O_CONFIG,
         O_STATUS,
         O_JSON,
-        O_RECEIPTS
+        O_RECEIPTS,
+        O_SYSLOG
     };
     static const struct option longopts[] = {{"key", required_argument, NULL, O_KEY},
                                              {"keyring", required_argument, NULL, O_KEYRING},
@@ -260,6 +265,7 @@ int pf_import_main(int argc, char **argv)
                                              {"status", no_argument, NULL, O_STATUS},
                                              {"json", no_argument, NULL, O_JSON},
                                              {"receipts", required_argument, NULL, O_RECEIPTS},
+                                             {"syslog", no_argument, NULL, O_SYSLOG},
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"verbose", no_argument, NULL, 'v'},
                                              {"help", no_argument, NULL, 'h'},
@@ -327,6 +333,9 @@ int pf_import_main(int argc, char **argv)
         case O_RECEIPTS:
             pf_cli_set_str(&cli.receipts, optarg);
             break;
+        case O_SYSLOG:
+            cli.syslog = true;
+            break;
         case 'q':
             cli.verbosity = -1;
             break;
@@ -362,6 +371,7 @@ int pf_import_main(int argc, char **argv)
 #undef OVERRIDE
     s.read_truncated |= cli.read_truncated;
     s.delete_source |= cli.delete_source;
+    s.syslog |= cli.syslog;
     s.watch = cli.watch;
     s.status = cli.status;
     s.json = cli.json;
@@ -402,7 +412,8 @@ int pf_import_main(int argc, char **argv)
     }
     if (s.exec != NULL)
         split_exec(s.exec, exec_argv, MAX_EXEC_ARGS);
-    struct ui ui = {.verbosity = s.verbosity, .tty = isatty(2) != 0};
+    pf_log_open(s.syslog);
+    struct ui ui = {.verbosity = s.verbosity, .tty = isatty(2) != 0 && !s.syslog};
     clock_gettime(CLOCK_MONOTONIC, &ui.start);
     pf_import_opts o = {.central = central,
                         .keyring = s.keyring,
@@ -420,6 +431,8 @@ int pf_import_main(int argc, char **argv)
     imp = pf_importer_open(&o, &e);
     if (imp == NULL) {
         rc = pf_cli_fail(&e);
+        if (pf_log_to_syslog())
+            pf_log_line(PF_LOG_ERROR, "import", e.msg[0] ? e.msg : "failed");
         goto out;
     }
     pf_import_counts n;
@@ -437,14 +450,22 @@ int pf_import_main(int argc, char **argv)
     }
     if (ui.progress_shown)
         fputs("\r\033[K", stderr);
-    fprintf(stderr,
-            "pcapferry import: %zu new, %zu already imported, %zu rejected, %zu gaps "
-            "(%zu files delivered, %zu held, %zu incomplete bundles%s)\n",
-            n.imported, n.duplicates, n.rejected, n.gaps, n.files_delivered, n.files_held,
-            n.incomplete, n.equivocations ? ", EQUIVOCATION seen: see the log" : "");
-    if (r != 0)
+    char summary[512];
+    snprintf(summary, sizeof summary,
+             "%zu new, %zu already imported, %zu rejected, %zu gaps "
+             "(%zu files delivered, %zu held, %zu incomplete bundles%s)",
+             n.imported, n.duplicates, n.rejected, n.gaps, n.files_delivered, n.files_held,
+             n.incomplete, n.equivocations ? ", EQUIVOCATION seen: see the log" : "");
+    if (pf_log_to_syslog())
+        pf_log_line(n.rejected > 0 || n.equivocations ? PF_LOG_WARN : PF_LOG_INFO, "import",
+                    summary);
+    else
+        fprintf(stderr, "pcapferry import: %s\n", summary);
+    if (r != 0) {
         rc = pf_cli_fail(&e);
-    else if (n.rejected > 0)
+        if (pf_log_to_syslog())
+            pf_log_line(PF_LOG_ERROR, "import", e.msg[0] ? e.msg : "failed");
+    } else if (n.rejected > 0)
         rc = 1;
     else if (n.incomplete > 0 && !s.watch) /* --watch retries them itself */
         rc = 75;

@@ -117,7 +117,8 @@ int pf_keys_main(int argc, char **argv)
     int first = 0;
     pf_err e;
     pf_err_clear(&e);
-    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
         fputs(pf_keys_usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
