@@ -17,7 +17,8 @@ void pf_err_clear(pf_err *e)
     e->msg[0] = '\0';
 }
 
-static void set_va(pf_err *e, enum pf_status status, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void set_va(pf_err *e, enum pf_status status,
+                                                         const char *fmt, va_list ap)
 {
     if (e == NULL || e->status != PF_OK)
         return;
