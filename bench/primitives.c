@@ -89,7 +89,8 @@ int main(int argc, char **argv)
         return 2;
     }
     size_t cap = ZSTD_compressBound(len);
-    uint8_t *z = malloc(cap), *copy = malloc(len), *ct = malloc(CHUNK + 64), *pt = malloc(CHUNK + 64);
+    uint8_t *z = malloc(cap), *copy = malloc(len), *ct = malloc(CHUNK + 64),
+            *pt = malloc(CHUNK + 64);
     uint8_t hash[32], key[crypto_secretstream_xchacha20poly1305_KEYBYTES];
     unsigned char hdr[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
     double t;
@@ -143,9 +144,8 @@ int main(int argc, char **argv)
             for (size_t i = 0; i < nch; i++) {
                 unsigned long long pln;
                 unsigned char tag;
-                if (crypto_secretstream_xchacha20poly1305_pull(&pl, pt, &pln, &tag,
-                                                               cts + i * (CHUNK + 64), cls[i],
-                                                               NULL, 0) != 0) {
+                if (crypto_secretstream_xchacha20poly1305_pull(
+                        &pl, pt, &pln, &tag, cts + i * (CHUNK + 64), cls[i], NULL, 0) != 0) {
                     fprintf(stderr, "pull failed\n");
                     return 1;
                 }
