@@ -48,8 +48,10 @@ nice=${PF_BENCH_NICE:--10}
 ncpu=$(nproc)
 send_pin=() cap_pin=()
 if [[ $pin == 1 ]] && ((ncpu >= 2)); then
+    cap_cpus=1
+    ((ncpu > 2)) && cap_cpus=1-$((ncpu - 1))
     send_pin=(taskset -c 0 nice -n "$nice")
-    cap_pin=(taskset -c 1-$((ncpu - 1)) nice -n "$nice")
+    cap_pin=(taskset -c "$cap_cpus" nice -n "$nice")
 fi
 ((EUID == 0)) || {
     echo "bench: capture.sh needs root (network namespaces, veth)" >&2
@@ -198,7 +200,7 @@ echo "load after: $(uptime | sed 's/.*load average: //')" >>"$res/machine.txt"
     echo "### Capture: ${dur} s bursts of $(basename "$slice") (looped) over veth, -B $bufkib KiB, pcapferry level ${level:-default}"
     echo
     if ((${#send_pin[@]})); then
-        echo "tcpreplay pinned to CPU 0 (which also runs the kernel's receive path), the capture program and its sealer to CPU ${cap_pin[2]}, both at nice $nice."
+        echo "tcpreplay pinned to CPU 0 (which also runs the kernel's receive path), the capture program and its sealer to CPU $cap_cpus, both at nice $nice."
     else
         echo "No CPU pinning."
     fi

@@ -2,6 +2,7 @@
 # Everything heavy lives under $BENCH_WORK (default /var/tmp/pcapferry-bench):
 # not /tmp (often a small tmpfs) and not the checkout.
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # KEYS, NNCP_*, STAGE are set here for the scripts that source this
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_WORK=${PF_BENCH_WORK:-/var/tmp/pcapferry-bench}
