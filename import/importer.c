@@ -790,12 +790,8 @@ static int import_one(pf_importer *imp, const struct candidate *cand, pf_import_
     if (deliver_bundle(imp, cand, dirfd, &x, plan, c, e) != 0) {
         if (pf_err_is_nospace(e))
             e->status = PF_EINCOMPLETE;
-        /* Whatever is still staged goes; recorded rows are finished by
-         * the next run's recovery. */
-        for (size_t i = 0; i < x.manifest->nfiles; i++)
-            if (plan[i].stage[0] != '\0' && ex.found == false) {
-                /* only staged files of a bundle never recorded */
-            }
+        /* Staged files of a bundle never recorded are removed below;
+         * recorded rows are finished by the next run's recovery. */
         goto out;
     }
     c->imported++;
