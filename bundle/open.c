@@ -11,15 +11,20 @@
 #include <unistd.h>
 
 #include "bundle/bundle.h"
+#include "bundle/hasher.h"
 #include "bundle/stream.h"
 #include "common/fsutil.h"
 
 #define READ_BUF_BYTES (256u * 1024)
+/* One buffer for libarchive's reads, two that extraction alternates
+ * between so the hasher reads one while the next is filled. */
+#define READ_BUFS 3u
 
 struct reader {
     pf_unsealer *u;
     pf_err *e; /* the unsealer's own error outranks libarchive's */
     uint8_t *buf;
+    pf_hasher *hash; /* of each extracted file */
     bool failed;
     uint64_t delivered;   /* content bytes handed to libarchive */
     uint64_t nonzero_end; /* offset just past the last non-zero one of them */
@@ -126,18 +131,19 @@ static int read_small(struct archive *a, struct reader *r, uint8_t *out, size_t 
 static int extract_file(struct archive *a, struct reader *r, int dirfd, struct staged *s,
                         const char *what, pf_err *e)
 {
-    crypto_generichash_state hash;
     int fd = -1, rc = -1;
-    uint64_t total = 0;
+    uint64_t total = 0, ticket[2] = {0, 0};
+    unsigned next = 0;
     pf_writeback wb = {0, 0};
     fd = openat(dirfd, s->stage, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
         pf_err_sys(e, errno, "%s: cannot create staged file %s", what, s->stage);
         goto out;
     }
-    crypto_generichash_init(&hash, NULL, 0, PF_HASH_BYTES);
     for (;;) {
-        la_ssize_t n = archive_read_data(a, r->buf + READ_BUF_BYTES, READ_BUF_BYTES);
+        uint8_t *buf = r->buf + (1 + next) * READ_BUF_BYTES;
+        pf_hasher_wait(r->hash, ticket[next]);
+        la_ssize_t n = archive_read_data(a, buf, READ_BUF_BYTES);
         if (r->failed)
             goto out;
         if (n < 0) {
@@ -146,13 +152,13 @@ static int extract_file(struct archive *a, struct reader *r, int dirfd, struct s
         }
         if (n == 0)
             break;
-        crypto_generichash_update(&hash, r->buf + READ_BUF_BYTES, (size_t)n);
-        if (pf_write_all(fd, r->buf + READ_BUF_BYTES, (size_t)n, s->name, e) != 0)
+        ticket[next] = pf_hasher_update(r->hash, buf, (size_t)n);
+        next = 1 - next;
+        if (pf_write_all(fd, buf, (size_t)n, s->name, e) != 0)
             goto out;
         pf_writeback_note(fd, &wb, (size_t)n);
         total += (uint64_t)n;
     }
-    crypto_generichash_final(&hash, s->hash, PF_HASH_BYTES);
     if (total != s->size) {
         pf_err_set(e, PF_EREJECT, "%s: %s: archive entry is shorter than its header says", what,
                    s->name);
@@ -164,6 +170,8 @@ static int extract_file(struct archive *a, struct reader *r, int dirfd, struct s
     }
     rc = 0;
 out:
+    /* Also after a failure: the next file starts from a fresh hash. */
+    pf_hasher_final(r->hash, s->hash);
     if (fd >= 0 && close(fd) != 0 && rc == 0)
         rc = pf_err_sys(e, errno, "%s: close failed", s->name);
     return rc;
@@ -246,10 +254,11 @@ int pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const 
         goto out;
 
     r.u = u;
-    r.buf = malloc(2 * READ_BUF_BYTES);
+    r.buf = malloc(READ_BUFS * READ_BUF_BYTES);
+    r.hash = pf_hasher_new();
     mraw = malloc(PF_MANIFEST_MAX_BYTES + 1);
     a = archive_read_new();
-    if (r.buf == NULL || mraw == NULL || a == NULL) {
+    if (r.buf == NULL || r.hash == NULL || mraw == NULL || a == NULL) {
         pf_err_set(e, PF_EENV, "out of memory");
         goto out;
     }
@@ -394,8 +403,9 @@ out:
     }
     free(st);
     free(mraw);
+    pf_hasher_free(r.hash); /* before the buffers it may read */
     if (r.buf != NULL) {
-        sodium_memzero(r.buf, 2 * READ_BUF_BYTES);
+        sodium_memzero(r.buf, READ_BUFS * READ_BUF_BYTES);
         free(r.buf);
     }
     pf_unsealer_free(u);

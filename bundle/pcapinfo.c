@@ -1,5 +1,7 @@
 #include "bundle/pcapinfo.h"
 
+#include "bundle/hasher.h"
+
 #include <errno.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
@@ -24,13 +26,21 @@ const char *pf_read_status_name(enum pf_read_status s)
 }
 
 /* libpcap reads through a stdio cookie whose read function also hashes the
- * bytes and hands them on, so the file is read once for everything. */
+ * bytes and hands them on, so the file is read once for everything. The
+ * hash runs on its own thread over stdio's buffer while libpcap and the
+ * sink work on the same bytes; the next read into that buffer waits for
+ * it. */
 struct tap {
     int fd;
     uint64_t off, size;
     pf_sink_fn sink;
     void *ctx;
-    crypto_generichash_state *hash;
+    pf_hasher *hash;
+    uint64_t hash_ticket; /* the last update, still reading its buffer */
+    /* Reads into anything but these may be changed by the caller (libpcap
+     * swaps fields in place), so they are hashed before returning. */
+    const uint8_t *stable_buf;
+    size_t stable_len;
     pf_err *e;
     const char *what;
     bool failed;
@@ -41,12 +51,14 @@ struct tap {
 static int tap_feed(struct tap *t, const uint8_t *buf, size_t n)
 {
     if (t->hash != NULL)
-        crypto_generichash_update(t->hash, buf, n);
+        t->hash_ticket = pf_hasher_update(t->hash, buf, n);
     for (size_t i = 0; i < n && t->magic_len < sizeof t->magic; i++)
         t->magic[t->magic_len++] = buf[i];
-    if (t->sink != NULL && t->sink(t->ctx, buf, n, t->e) != 0)
-        return -1;
-    return 0;
+    int rc = t->sink != NULL ? t->sink(t->ctx, buf, n, t->e) : 0;
+    uintptr_t at = (uintptr_t)buf, stable = (uintptr_t)t->stable_buf;
+    if (t->hash != NULL && (at < stable || at + n > stable + t->stable_len || rc != 0))
+        pf_hasher_wait(t->hash, t->hash_ticket);
+    return rc;
 }
 
 static ssize_t tap_pread(struct tap *t, uint8_t *buf, size_t want)
@@ -54,6 +66,8 @@ static ssize_t tap_pread(struct tap *t, uint8_t *buf, size_t want)
     uint64_t left = t->size - t->off;
     size_t n = want < left ? want : (size_t)left;
     size_t got = 0;
+    if (t->hash != NULL)
+        pf_hasher_wait(t->hash, t->hash_ticket); /* buf may be the one being hashed */
     while (got < n) {
         ssize_t r = pread(t->fd, buf + got, n - got, (off_t)(t->off + got));
         if (r < 0 && errno == EINTR)
@@ -91,7 +105,9 @@ static int cookie_close(void *cookie)
     return 0;
 }
 
-static pcap_t *open_tap(struct tap *t, FILE **fp_out, char errbuf[PCAP_ERRBUF_SIZE])
+/* stdio_buf: SCAN_STDIO_BYTES for stdio, or NULL to let stdio allocate. */
+static pcap_t *open_tap(struct tap *t, uint8_t *stdio_buf, FILE **fp_out,
+                        char errbuf[PCAP_ERRBUF_SIZE])
 {
     cookie_io_functions_t io = {.read = cookie_read, .close = cookie_close};
     FILE *fp = fopencookie(t, "r", io);
@@ -100,7 +116,7 @@ static pcap_t *open_tap(struct tap *t, FILE **fp_out, char errbuf[PCAP_ERRBUF_SI
         snprintf(errbuf, PCAP_ERRBUF_SIZE, "out of memory");
         return NULL;
     }
-    setvbuf(fp, NULL, _IOFBF, SCAN_STDIO_BYTES);
+    setvbuf(fp, (char *)stdio_buf, _IOFBF, SCAN_STDIO_BYTES);
     pcap_t *p = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_NANO, errbuf);
     if (p == NULL) {
         fclose(fp);
@@ -122,7 +138,7 @@ bool pf_pcap_probe(int fd, char *reason, size_t cap)
     }
     struct tap t = {.fd = fd, .size = (uint64_t)st.st_size, .e = &e, .what = ""};
     pf_err_clear(&e);
-    pcap_t *p = open_tap(&t, &fp, errbuf);
+    pcap_t *p = open_tap(&t, NULL, &fp, errbuf);
     if (p == NULL) {
         snprintf(reason, cap, "%s", e.status != PF_OK ? e.msg : errbuf);
         return false;
@@ -163,19 +179,25 @@ int pf_pcap_scan(int fd, uint64_t size, const char *what, pf_sink_fn sink, void 
                  pf_pcapinfo *info, pf_err *e)
 {
     char errbuf[PCAP_ERRBUF_SIZE] = "";
-    crypto_generichash_state hash;
-    uint8_t *buf = NULL;
+    uint8_t *stdio_buf = NULL, *buf = NULL;
     FILE *fp = NULL;
     pcap_t *p = NULL;
     int rc = -1;
-    struct tap t = {
-        .fd = fd, .size = size, .sink = sink, .ctx = ctx, .hash = &hash, .e = e, .what = what};
+    struct tap t = {.fd = fd, .size = size, .sink = sink, .ctx = ctx, .e = e, .what = what};
 
     memset(info, 0, sizeof *info);
     info->size = size;
     info->link_type = -1;
-    crypto_generichash_init(&hash, NULL, 0, PF_HASH_BYTES);
-    p = open_tap(&t, &fp, errbuf);
+    t.hash = pf_hasher_new();
+    stdio_buf = malloc(SCAN_STDIO_BYTES);
+    buf = malloc(SCAN_STDIO_BYTES);
+    if (t.hash == NULL || stdio_buf == NULL || buf == NULL) {
+        pf_err_set(e, PF_EENV, "%s: out of memory", what);
+        goto out;
+    }
+    t.stable_buf = stdio_buf;
+    t.stable_len = SCAN_STDIO_BYTES;
+    p = open_tap(&t, stdio_buf, &fp, errbuf);
     if (t.failed)
         goto out;
     if (p == NULL) {
@@ -222,20 +244,19 @@ int pf_pcap_scan(int fd, uint64_t size, const char *what, pf_sink_fn sink, void 
         info->big_endian = true;
     /* Whatever libpcap did not read (a damaged tail, or all of an unreadable
      * file) still travels byte-exact. */
-    buf = malloc(SCAN_STDIO_BYTES);
-    if (buf == NULL) {
-        pf_err_set(e, PF_EENV, "%s: out of memory", what);
-        goto out;
-    }
+    t.stable_buf = buf;
     while (t.off < t.size) {
         if (tap_pread(&t, buf, SCAN_STDIO_BYTES) < 0)
             goto out;
     }
-    crypto_generichash_final(&hash, info->blake2b, PF_HASH_BYTES);
+    pf_hasher_final(t.hash, info->blake2b);
     rc = 0;
 out:
+    /* The hasher may still be reading stdio_buf or buf: stop it first. */
+    pf_hasher_free(t.hash);
     if (p != NULL)
         pcap_close(p);
+    free(stdio_buf);
     free(buf);
     return rc;
 }

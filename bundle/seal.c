@@ -3,6 +3,7 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "bundle/hasher.h"
 #include "bundle/pipe.h"
 #include "bundle/stream.h"
 #include "common/buf.h"
@@ -16,7 +17,7 @@ struct pf_sealer {
     pf_header hdr;
     const uint8_t *sign_sk;                          /* borrowed from the caller's pf_seckey */
     crypto_secretstream_xchacha20poly1305_state *ss; /* sodium_malloc */
-    crypto_generichash_state *hash;                  /* running BLAKE2b of the file */
+    pf_hasher *hash;                                 /* running BLAKE2b of the file */
     ZSTD_CCtx *zc;
     /* Compression fills plain; a writer thread encrypts, hashes and writes
      * full chunks while the next one is compressed. */
@@ -26,7 +27,11 @@ struct pf_sealer {
     bool writer_running;
     uint8_t *plain; /* one chunk of compressed bytes waiting to be sealed */
     size_t plain_len;
-    uint8_t *wire; /* u32 length || ciphertext (writer thread) */
+    /* u32 length || ciphertext (writer thread): two, so one is encrypted
+     * into while the hasher reads the other. */
+    uint8_t *wire[2];
+    uint64_t wire_ticket[2];
+    unsigned wire_next;
     uint64_t content_in;
     bool exceed_bound;
     uint64_t bytes_out;
@@ -48,12 +53,13 @@ int pf_stream_key(uint8_t key[32], const uint8_t session[32], const pf_header *h
     return crypto_generichash(key, 32, info, sizeof info, session, 32);
 }
 
-static int emit(pf_sealer *s, const void *data, size_t len, pf_err *e)
+/* Writes and hashes data; the hasher reads it until *ticket is waited for. */
+static int emit(pf_sealer *s, const void *data, size_t len, uint64_t *ticket, pf_err *e)
 {
+    *ticket = pf_hasher_update(s->hash, data, len);
     if (pf_write_all(s->fd, data, len, s->what, e) != 0)
         return -1;
     pf_writeback_note(s->fd, &s->wb, len);
-    crypto_generichash_update(s->hash, data, len);
     s->bytes_out += len;
     return 0;
 }
@@ -62,12 +68,16 @@ static int encrypt_and_write(pf_sealer *s, const uint8_t *plain, size_t len, uns
                              pf_err *e)
 {
     unsigned long long clen = 0;
-    if (crypto_secretstream_xchacha20poly1305_push(s->ss, s->wire + 4, &clen, plain, len,
-                                                   s->hdr.hash, sizeof s->hdr.hash, tag) != 0)
+    unsigned w = s->wire_next;
+    uint8_t *wire = s->wire[w];
+    pf_hasher_wait(s->hash, s->wire_ticket[w]);
+    if (crypto_secretstream_xchacha20poly1305_push(s->ss, wire + 4, &clen, plain, len, s->hdr.hash,
+                                                   sizeof s->hdr.hash, tag) != 0)
         return pf_err_set(e, PF_EENV, "%s: encryption failed", s->what);
-    pf_store_u32(s->wire, (uint32_t)clen);
+    pf_store_u32(wire, (uint32_t)clen);
     s->chunks++;
-    return emit(s, s->wire, (size_t)clen + 4, e);
+    s->wire_next = 1 - w;
+    return emit(s, wire, (size_t)clen + 4, &s->wire_ticket[w], e);
 }
 
 static void *writer_main(void *arg)
@@ -150,9 +160,10 @@ pf_sealer *pf_sealer_new(const pf_seckey *sensor, const pf_pubkey *central, cons
     session = sodium_malloc(crypto_kx_SESSIONKEYBYTES);
     key = sodium_malloc(crypto_secretstream_xchacha20poly1305_KEYBYTES);
     s->ss = sodium_malloc(sizeof *s->ss);
-    s->hash = sodium_malloc(sizeof *s->hash);
-    s->wire = malloc((size_t)h->chunk_size + PF_CHUNK_ABYTES + 4);
-    if (!eph_sk || !session || !key || !s->ss || !s->hash || !s->wire)
+    s->hash = pf_hasher_new();
+    s->wire[0] = malloc((size_t)h->chunk_size + PF_CHUNK_ABYTES + 4);
+    s->wire[1] = malloc((size_t)h->chunk_size + PF_CHUNK_ABYTES + 4);
+    if (!eph_sk || !session || !key || !s->ss || !s->hash || !s->wire[0] || !s->wire[1])
         goto nomem;
     s->pipe_ready = true; /* destroy copes with a half-made pipe */
     if (pf_pipe_init(&s->pipe, h->chunk_size, e) != 0)
@@ -190,9 +201,8 @@ pf_sealer *pf_sealer_new(const pf_seckey *sensor, const pf_pubkey *central, cons
                    p->workers);
         goto out;
     }
-    if (crypto_generichash_init(s->hash, NULL, 0, PF_HASH_BYTES) != 0)
-        goto nomem;
-    if (emit(s, h->raw, h->raw_len, e) != 0)
+    uint64_t ticket; /* h->raw stays put while the sealer lives */
+    if (emit(s, h->raw, h->raw_len, &ticket, e) != 0)
         goto out;
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
         pf_err_set(e, PF_EENV, "%s: cannot start the writer thread", what);
@@ -270,10 +280,12 @@ int pf_sealer_finish(pf_sealer *s, uint8_t bundle_hash[PF_HASH_BYTES], uint64_t 
     s->writer_running = false;
     if (pf_pipe_failed(&s->pipe, e))
         return -1;
-    if (emit(s, marker, sizeof marker, e) != 0)
+    uint64_t ticket;
+    if (emit(s, marker, sizeof marker, &ticket, e) != 0)
         return -1;
+    pf_hasher_wait(s->hash, ticket);
     uint64_t body_len = s->bytes_out;
-    crypto_generichash_final(s->hash, bundle_hash, PF_HASH_BYTES);
+    pf_hasher_final(s->hash, bundle_hash);
     pf_trailer_build(trailer, &s->hdr, body_len, bundle_hash, s->sign_sk);
     if (pf_write_all(s->fd, trailer, sizeof trailer, s->what, e) != 0)
         return -1;
@@ -293,9 +305,10 @@ void pf_sealer_free(pf_sealer *s)
     }
     if (s->pipe_ready)
         pf_pipe_destroy(&s->pipe); /* wipes the compressed plaintext */
+    pf_hasher_free(s->hash);       /* before the buffers it may still read */
     sodium_free(s->ss);
-    sodium_free(s->hash);
     ZSTD_freeCCtx(s->zc);
-    free(s->wire);
+    free(s->wire[0]);
+    free(s->wire[1]);
     free(s);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "bundle/hasher.h"
 #include "bundle/pipe.h"
 #include "bundle/stream.h"
 #include "common/buf.h"
@@ -15,11 +16,15 @@ struct pf_unsealer {
     pf_header hdr;
     uint8_t sign_pk[PF_SIGN_PK_BYTES];
     crypto_secretstream_xchacha20poly1305_state *ss; /* sodium_malloc */
-    crypto_generichash_state *hash;
+    pf_hasher *hash;                                 /* BLAKE2b of every byte before the trailer */
     ZSTD_DCtx *zd;
     /* A reader thread reads, hashes and decrypts chunks ahead; the caller's
      * thread decompresses them. The reader's fields: */
-    uint8_t *wire; /* ciphertext of one chunk */
+    /* Ciphertext of one chunk; two, so the next is read and decrypted
+     * while the hasher reads the last. */
+    uint8_t *wire[2];
+    uint64_t wire_ticket[2];
+    unsigned wire_next;
     uint64_t bytes_in;
     uint64_t chunks;
     bool final_seen;
@@ -37,9 +42,11 @@ struct pf_unsealer {
     uint8_t bundle_hash[PF_HASH_BYTES];
 };
 
-/* Reads exactly n bytes; a short read means the file is still arriving. */
-static int take(pf_unsealer *u, void *buf, size_t n, const char *where, pf_err *e)
+/* Reads exactly n bytes; a short read means the file is still arriving.
+ * The hasher reads buf until *ticket is waited for. */
+static int take(pf_unsealer *u, void *buf, size_t n, uint64_t *ticket, const char *where, pf_err *e)
 {
+    *ticket = 0;
     ssize_t got = pf_read_full(u->fd, buf, n);
     if (got < 0)
         return pf_err_sys(e, errno, "%s: read failed", u->what);
@@ -47,7 +54,7 @@ static int take(pf_unsealer *u, void *buf, size_t n, const char *where, pf_err *
         return pf_err_set(e, PF_EINCOMPLETE,
                           "%s: incomplete: file ends inside %s (still being copied, or truncated)",
                           u->what, where);
-    crypto_generichash_update(u->hash, buf, n);
+    *ticket = pf_hasher_update(u->hash, buf, n);
     u->bytes_in += n;
     return 0;
 }
@@ -63,9 +70,9 @@ pf_unsealer *pf_unsealer_new(int fd, const char *what, pf_err *e)
     }
     u->fd = fd;
     u->what = what;
-    u->hash = sodium_malloc(sizeof *u->hash);
+    u->hash = pf_hasher_new();
     u->ss = sodium_malloc(sizeof *u->ss);
-    if (u->hash == NULL || u->ss == NULL || crypto_generichash_init(u->hash, NULL, 0, 32) != 0) {
+    if (u->hash == NULL || u->ss == NULL) {
         pf_err_set(e, PF_EENV, "out of memory");
         goto fail;
     }
@@ -83,11 +90,14 @@ pf_unsealer *pf_unsealer_new(int fd, const char *what, pf_err *e)
                        "truncated)");
         goto fail;
     }
-    crypto_generichash_update(u->hash, raw, PF_HEADER_PREFIX_BYTES);
+    uint64_t ticket = pf_hasher_update(u->hash, raw, PF_HEADER_PREFIX_BYTES);
     u->bytes_in += PF_HEADER_PREFIX_BYTES;
     if (pf_header_prefix_len(raw, &total, e) != 0)
         goto fail;
-    if (take(u, raw + PF_HEADER_PREFIX_BYTES, total - PF_HEADER_PREFIX_BYTES, "the header", e))
+    int r = take(u, raw + PF_HEADER_PREFIX_BYTES, total - PF_HEADER_PREFIX_BYTES, &ticket,
+                 "the header", e);
+    pf_hasher_wait(u->hash, ticket); /* raw is on this stack */
+    if (r != 0)
         goto fail_named; /* take() names the file itself */
     if (pf_header_decode(raw, total, &u->hdr, e) != 0)
         goto fail;
@@ -130,12 +140,13 @@ int pf_unsealer_begin(pf_unsealer *u, const pf_pubkey *sensor, const pf_seckey *
     memcpy(u->sign_pk, sensor->sign_pk, sizeof u->sign_pk);
     session = sodium_malloc(crypto_kx_SESSIONKEYBYTES);
     key = sodium_malloc(crypto_secretstream_xchacha20poly1305_KEYBYTES);
-    u->wire = malloc((size_t)h->chunk_size + PF_CHUNK_ABYTES);
+    u->wire[0] = malloc((size_t)h->chunk_size + PF_CHUNK_ABYTES);
+    u->wire[1] = malloc((size_t)h->chunk_size + PF_CHUNK_ABYTES);
     u->zd = ZSTD_createDCtx();
     u->pipe_ready = true; /* destroy copes with a half-made pipe */
     if (pf_pipe_init(&u->pipe, h->chunk_size, e) != 0)
         goto out;
-    if (!session || !key || !u->wire || !u->zd) {
+    if (!session || !key || !u->wire[0] || !u->wire[1] || !u->zd) {
         pf_err_set(e, PF_EENV, "%s: out of memory", u->what);
         goto out;
     }
@@ -172,7 +183,7 @@ static int read_trailer(pf_unsealer *u, pf_err *e)
 {
     uint8_t trailer[PF_TRAILER_BYTES], extra;
     uint64_t body_len = u->bytes_in;
-    crypto_generichash_final(u->hash, u->bundle_hash, PF_HASH_BYTES);
+    pf_hasher_final(u->hash, u->bundle_hash);
     ssize_t got = pf_read_full(u->fd, trailer, sizeof trailer);
     if (got < 0)
         return pf_err_sys(e, errno, "%s: read failed", u->what);
@@ -200,7 +211,8 @@ static int next_chunk(pf_unsealer *u, uint8_t *out, pf_pipe_slot *slot, pf_err *
     unsigned long long mlen = 0;
     unsigned char tag = 0;
 
-    if (take(u, lenbuf, sizeof lenbuf, "a chunk length", e) != 0)
+    uint64_t ticket; /* lenbuf is copied: small */
+    if (take(u, lenbuf, sizeof lenbuf, &ticket, "a chunk length", e) != 0)
         return -1;
     uint32_t clen = pf_load_u32(lenbuf);
     if (u->final_seen) {
@@ -217,10 +229,14 @@ static int next_chunk(pf_unsealer *u, uint8_t *out, pf_pipe_slot *slot, pf_err *
     if (clen < PF_CHUNK_ABYTES || clen > u->hdr.chunk_size + PF_CHUNK_ABYTES)
         return pf_err_set(e, PF_EREJECT, "%s: chunk %llu has impossible length %u", u->what,
                           (unsigned long long)u->chunks, clen);
-    if (take(u, u->wire, clen, "a chunk", e) != 0)
+    unsigned w = u->wire_next;
+    uint8_t *wire = u->wire[w];
+    pf_hasher_wait(u->hash, u->wire_ticket[w]);
+    u->wire_next = 1 - w;
+    if (take(u, wire, clen, &u->wire_ticket[w], "a chunk", e) != 0)
         return -1;
-    if (crypto_secretstream_xchacha20poly1305_pull(u->ss, out, &mlen, &tag, u->wire, clen,
-                                                   u->hdr.hash, sizeof u->hdr.hash) != 0)
+    if (crypto_secretstream_xchacha20poly1305_pull(u->ss, out, &mlen, &tag, wire, clen, u->hdr.hash,
+                                                   sizeof u->hdr.hash) != 0)
         return pf_err_set(e, PF_EREJECT,
                           "%s: chunk %llu fails authentication (modified, reordered, or from "
                           "another bundle)",
@@ -359,9 +375,10 @@ void pf_unsealer_free(pf_unsealer *u)
     stop_reader(u);
     if (u->pipe_ready)
         pf_pipe_destroy(&u->pipe); /* wipes the decrypted chunks */
+    pf_hasher_free(u->hash);       /* before the buffers it may still read */
     sodium_free(u->ss);
-    sodium_free(u->hash);
     ZSTD_freeDCtx(u->zd);
-    free(u->wire);
+    free(u->wire[0]);
+    free(u->wire[1]);
     free(u);
 }
