@@ -15,7 +15,7 @@
 #include "common/event.h"
 #include "keys/keyring.h"
 
-#define PF_DEFAULT_LEVEL 3
+#define PF_DEFAULT_LEVEL 1
 
 typedef struct pf_create_input {
     const char *path;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "capture/capture_cmd.h"
+#include "bundle/bundle.h"
 #include "capture/sensor.h"
 #include "common/cli.h"
 #include "common/config.h"
@@ -36,7 +37,7 @@ const char pf_capture_usage[] =
     "  -G SECONDS      rotate every SECONDS, aligned to the clock\n"
     "sealing:\n"
     "  --key SENSOR.key --to CENTRAL.pub --spool DIR --outbox DIR --state DIR\n"
-    "  --level N       zstd level (default 3)      --threads N  zstd workers\n"
+    "  --level N       zstd level (default 1)      --threads N  zstd workers\n"
     "  --bundle-max-size SIZE   group pcaps into bundles up to SIZE (default: one each)\n"
     "  --dont-save 'BPF:N'      keep only the first N packets of flows matching BPF\n"
     "storage:\n"
@@ -244,7 +245,7 @@ int pf_capture_main(int argc, char **argv)
         [O_ANY - 256] = "allow-any",     [O_NODROP - 256] = "no-drop",
         [O_EMPTY - 256] = "seal-empty",  [O_STATUS - 256] = "status-interval",
         [O_RECEIPTS - 256] = "receipts", [O_SYSLOG - 256] = "syslog"};
-    struct settings s = {.snaplen = 262144, .level = 3, .status_seconds = 5};
+    struct settings s = {.snaplen = 262144, .level = PF_DEFAULT_LEVEL, .status_seconds = 5};
     pf_err e;
     const char *config = NULL, *sensor_name = NULL;
     pf_seckey *sk = NULL;
