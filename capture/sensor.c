@@ -340,10 +340,21 @@ static int rotate(struct sensor *s, const char *reason, int64_t end, int64_t nex
 
 /* ---------- the packet path ---------- */
 
+/* With -r the stamps come from a file: a pcapng one can lie far past what
+ * int64 nanoseconds hold (year 2262), so saturate rather than overflow. */
+static int64_t packet_ns(const struct timeval *tv, bool nano)
+{
+    int64_t ns, sub = (int64_t)tv->tv_usec * (nano ? 1 : 1000);
+    if (__builtin_mul_overflow((int64_t)tv->tv_sec, (int64_t)1000000000, &ns) ||
+        __builtin_add_overflow(ns, sub, &ns))
+        return tv->tv_sec < 0 ? INT64_MIN : INT64_MAX;
+    return ns;
+}
+
 static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
 {
     struct sensor *s = (struct sensor *)(void *)user;
-    int64_t ts = (int64_t)h->ts.tv_sec * 1000000000 + (int64_t)h->ts.tv_usec * (s->nano ? 1 : 1000);
+    int64_t ts = packet_ns(&h->ts, s->nano);
     if (s->failed)
         return;
     /* -r: files follow packet time (named and windowed by it), opened at

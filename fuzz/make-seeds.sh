@@ -50,4 +50,7 @@ for dir in "$work"/out/*/; do
     rm -rf "${out:?}/$name"
     cp -r "$dir" "$out/$name"
 done
+# The scanner's seeds are the captures themselves, in every format.
+mkdir -p "$out/fuzz_pcap_scan"
+cp "$work"/a.pcap "$work"/b.pcap "$work"/c.pcap "$work"/d.pcap "$work"/e.pcapng "$out/fuzz_pcap_scan/"
 echo "make-seeds: $(find "$out" -type f | wc -l) files, $(du -sh "$out" | cut -f1) in $out"
