@@ -133,6 +133,9 @@ int pf_bundle_prune(int outbox_fd, const char *outbox, const char *receipts_dir,
 /* The bundle hash a bundle's trailer states (unverified: a cheap way to
  * tell two copies apart). */
 int pf_bundle_trailer_hash(const char *path, uint8_t hash[PF_HASH_BYTES]);
+/* The same for NAME in an open directory (after a privilege drop the
+ * directory's path may be out of reach). */
+int pf_bundle_trailer_hash_at(int dirfd, const char *name, uint8_t hash[PF_HASH_BYTES]);
 
 /* Reads only the plaintext header (no keys). */
 __attribute__((warn_unused_result)) int pf_bundle_read_header(const char *path, pf_header *out,

@@ -39,7 +39,8 @@ const char pf_bundle_usage[] =
     "prune    deletes the outbox bundles that signed receipts confirm as committed\n"
     "\n"
     "Exit status: 0 ok, 1 rejected, 2 usage or environment error, 75 incomplete\n"
-    "(a bundle still being copied; try again later).\n";
+    "(a bundle still being copied, or create's output directory is full; try again\n"
+    "later).\n";
 
 struct opts {
     const char *key, *to, *out, *state, *keyring, *outbox, *receipts, *central;
@@ -197,6 +198,10 @@ static int cmd_create(int nargs, char **args, const struct opts *o)
     rc = pf_bundle_create(&co, in, (size_t)nargs, &res, &e);
     free(in);
     pf_seckey_free(sk);
+    /* A full output directory is "try again later" (75), as for import and
+     * export: nothing was left behind, and a rerun with room succeeds. */
+    if (rc != 0 && pf_err_is_nospace(&e))
+        e.status = PF_EINCOMPLETE;
     if (rc != 0)
         return pf_cli_fail(&e);
     printf("%s\n", res.path);

@@ -164,6 +164,7 @@ int pf_bundle_export(const char *outbox, const char *dest, const pf_pubkey *sens
             *e = ce;
             goto out;
         }
+        pf_failpoint("export-copied"); /* on the stick, not yet read back nor marked */
         /* Read the copy back: a bad stick must not count as exported. */
         pf_verified v;
         pf_err ve;
@@ -175,7 +176,9 @@ int pf_bundle_export(const char *outbox, const char *dest, const pf_pubkey *sens
             r->failed++;
             continue;
         }
+        pf_failpoint("export-verified");
         mark_exported(outfd, names[i]);
+        pf_failpoint("export-marked");
         r->copied++;
         r->bytes_copied += size;
         char vh[2 * PF_HASH_BYTES + 1];
@@ -199,6 +202,11 @@ static int trailer_hash(int dirfd, const char *name, uint8_t hash[PF_HASH_BYTES]
 int pf_bundle_trailer_hash(const char *path, uint8_t hash[PF_HASH_BYTES])
 {
     return trailer_hash(AT_FDCWD, path, hash);
+}
+
+int pf_bundle_trailer_hash_at(int dirfd, const char *name, uint8_t hash[PF_HASH_BYTES])
+{
+    return trailer_hash(dirfd, name, hash);
 }
 
 static int trailer_hash(int dirfd, const char *name, uint8_t hash[PF_HASH_BYTES])

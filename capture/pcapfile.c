@@ -55,13 +55,24 @@ int pf_pcapw_flush(pf_pcapw *w, pf_err *e)
     if (w->len == 0)
         return 0;
     if (pf_write_all(w->fd, w->buf, w->len, w->name, e) != 0) {
-        /* keep nothing half-buffered: what failed is lost and counted */
-        w->bytes -= w->len;
-        w->len = 0;
+        /* keep nothing half-buffered: what failed is lost and counted. A
+         * full disk often takes part of the buffer first (a short write):
+         * cut that back, or the next flush would land after half a record
+         * and the rest of the file would be unreadable. */
+        uint64_t on_disk = w->bytes - w->len;
+        size_t keep = on_disk == 0 ? PF_PCAP_HEADER_BYTES : 0; /* the header stays buffered */
+        w->len = keep;
+        w->bytes = on_disk + keep;
+        w->packets -= w->buffered;
+        w->discarded += w->buffered;
+        w->buffered = 0;
+        if (ftruncate(w->fd, (off_t)on_disk) != 0 || lseek(w->fd, (off_t)on_disk, SEEK_SET) < 0)
+            w->wedged = true;
         return -1;
     }
     pf_writeback_note(w->fd, &w->wb, w->len);
     w->len = 0;
+    w->buffered = 0;
     return 0;
 }
 
@@ -69,6 +80,8 @@ int pf_pcapw_write(pf_pcapw *w, int64_t ts_sec, uint32_t ts_frac, uint32_t caple
                    const uint8_t *data, pf_err *e)
 {
     size_t need = PF_PCAP_RECORD_HEADER_BYTES + caplen;
+    if (w->wedged)
+        return pf_err_set(e, PF_EENV, "%s: a failed write could not be cut back", w->name);
     if (w->len + need > w->cap && pf_pcapw_flush(w, e) != 0)
         return -1;
     if (need > w->cap) { /* a record larger than the buffer goes straight out */
@@ -78,8 +91,12 @@ int pf_pcapw_write(pf_pcapw *w, int64_t ts_sec, uint32_t ts_frac, uint32_t caple
         put32(h + 8, caplen);
         put32(h + 12, len);
         if (pf_write_all(w->fd, h, sizeof h, w->name, e) != 0 ||
-            pf_write_all(w->fd, data, caplen, w->name, e) != 0)
+            pf_write_all(w->fd, data, caplen, w->name, e) != 0) {
+            if (ftruncate(w->fd, (off_t)w->bytes) != 0 ||
+                lseek(w->fd, (off_t)w->bytes, SEEK_SET) < 0)
+                w->wedged = true;
             return -1;
+        }
     } else {
         uint8_t *p = w->buf + w->len;
         put32(p, (uint32_t)ts_sec);
@@ -88,6 +105,7 @@ int pf_pcapw_write(pf_pcapw *w, int64_t ts_sec, uint32_t ts_frac, uint32_t caple
         put32(p + 12, len);
         memcpy(p + PF_PCAP_RECORD_HEADER_BYTES, data, caplen);
         w->len += need;
+        w->buffered++;
     }
     w->bytes += need;
     w->packets++;

@@ -19,7 +19,10 @@ typedef struct pf_pcapw {
     size_t len, cap;
     uint64_t bytes; /* on disk plus buffered */
     uint64_t packets;
+    uint64_t buffered;  /* packets in buf */
+    uint64_t discarded; /* packets a failed flush threw away (the caller takes them) */
     bool nano;
+    bool wedged; /* a failed write left bytes that could not be cut back */
     const char *name;
     pf_writeback wb;
 } pf_pcapw;

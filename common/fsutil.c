@@ -69,7 +69,20 @@ int pf_temp_name(char *out, size_t cap, const char *name)
     return (n < 0 || (size_t)n >= cap) ? -1 : 0;
 }
 
+static int rename_noreplace(int olddirfd, const char *oldname, int newdirfd, const char *newname);
+
+/* The failpoints land a crash test's kill just before and just after the
+ * rename that publishes a file (a bundle in the outbox or on a stick). */
 int pf_rename_noreplace(int olddirfd, const char *oldname, int newdirfd, const char *newname)
+{
+    pf_failpoint("rename-before");
+    int r = rename_noreplace(olddirfd, oldname, newdirfd, newname);
+    if (r == 0)
+        pf_failpoint("rename-after");
+    return r;
+}
+
+static int rename_noreplace(int olddirfd, const char *oldname, int newdirfd, const char *newname)
 {
     if (renameat2(olddirfd, oldname, newdirfd, newname, RENAME_NOREPLACE) == 0)
         return 0;

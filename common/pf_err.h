@@ -46,7 +46,9 @@ int pf_err_exit_code(enum pf_status status);
 
 /* Crash testing: when the environment variable PCAPFERRY_FAILPOINT names
  * this point, the process kills itself with SIGKILL right here, exactly as
- * a power cut or kill -9 would stop it. Costs one getenv otherwise. */
+ * a power cut or kill -9 would stop it. Costs one getenv otherwise.
+ * PCAPFERRY_FAILPOINT_SKIP=N lets the first N hits of that point pass, so a
+ * long-running process (the capture daemon) dies at a later one. */
 void pf_failpoint(const char *name);
 
 #endif

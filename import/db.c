@@ -1,5 +1,6 @@
 #include "import/db.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +31,8 @@ static const char schema[] =
     " file_hash TEXT PRIMARY KEY, sensor TEXT, seq INTEGER, reason TEXT NOT NULL,"
     " equivocation INTEGER NOT NULL DEFAULT 0, quarantined_as TEXT, at INTEGER NOT NULL);";
 
+static int db_error(pf_db *db, pf_err *e, const char *sql);
+
 int pf_db_open(pf_db *db, const char *state_dir, pf_err *e)
 {
     memset(db, 0, sizeof *db);
@@ -47,8 +50,7 @@ int pf_db_open(pf_db *db, const char *state_dir, pf_err *e)
     if (pf_db_exec(db, e, "PRAGMA journal_mode=WAL", "") != 0 ||
         pf_db_exec(db, e, "PRAGMA synchronous=FULL", "") != 0 ||
         sqlite3_exec(db->sql, schema, NULL, NULL, NULL) != SQLITE_OK) {
-        pf_err_set(e, PF_EENV, "%s: cannot prepare state database: %s", db->path,
-                   sqlite3_errmsg(db->sql));
+        db_error(db, e, "the schema");
         pf_db_close(db);
         return -1;
     }
@@ -63,11 +65,28 @@ void pf_db_close(pf_db *db)
     db->sql = NULL;
 }
 
+/* A full disk shows up as SQLITE_FULL, or, when the database is opened
+ * or its WAL index cannot grow, as a "disk I/O error" whose system errno is
+ * ENOSPC (faults.sh fills the state directory). Either way the caller
+ * retries later (exit 75), and the message says the disk is full. */
+static int db_error(pf_db *db, pf_err *e, const char *sql)
+{
+    int xc = sqlite3_extended_errcode(db->sql), se = sqlite3_system_errno(db->sql);
+    bool full = (xc & 0xff) == SQLITE_FULL || se == ENOSPC || se == EDQUOT;
+    pf_err_set(e, full ? PF_EINCOMPLETE : PF_EENV, "%s: %s%s%s%s%s%.80s%s", db->path,
+               sqlite3_errmsg(db->sql), se != 0 ? " (" : "", se != 0 ? strerror(se) : "",
+               se != 0 ? ")" : "", sql != NULL ? " (in: " : "", sql != NULL ? sql : "",
+               sql != NULL ? ")" : "");
+    if (full && e != NULL)
+        e->sys_errno = se != 0 ? se : ENOSPC;
+    return -1;
+}
+
 static int prepare(pf_db *db, pf_err *e, sqlite3_stmt **st, const char *sql, const char *fmt,
                    va_list ap)
 {
     if (sqlite3_prepare_v2(db->sql, sql, -1, st, NULL) != SQLITE_OK)
-        return pf_err_set(e, PF_EENV, "%s: %s (in: %.80s)", db->path, sqlite3_errmsg(db->sql), sql);
+        return db_error(db, e, sql);
     for (int i = 0; fmt[i] != '\0'; i++) {
         int rc = SQLITE_OK;
         switch (fmt[i]) {
@@ -111,10 +130,7 @@ static int run(pf_db *db, pf_err *e, pf_db_row_fn row, void *ctx, const char *sq
                 goto out;
             continue;
         }
-        /* A full disk shows up here too: the caller retries later. */
-        int xc = sqlite3_extended_errcode(db->sql);
-        pf_err_set(e, (xc & 0xff) == SQLITE_FULL ? PF_EINCOMPLETE : PF_EENV, "%s: %s", db->path,
-                   sqlite3_errmsg(db->sql));
+        db_error(db, e, NULL);
         goto out;
     }
     rc = 0;

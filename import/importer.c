@@ -136,6 +136,11 @@ static void event(pf_importer *imp, enum pf_event_level level, const char *fmt, 
     imp->o.event(imp->o.ctx, level, line);
 }
 
+void pf_importer_log(pf_importer *imp, enum pf_event_level level, const char *msg)
+{
+    event(imp, level, "%s", msg);
+}
+
 static void hex32(char out[65], const uint8_t in[32])
 {
     pf_hex(out, in, 32);
@@ -1142,13 +1147,16 @@ static uint64_t sensor_gaps(const struct seqrow *v, size_t n, char *list, size_t
         expect = v[0].seq;
     for (size_t i = 0; i < n; i++) {
         uint64_t lo = expect, hi = v[i].seq; /* [lo, hi) are candidates */
-        if (v[i].prev_seq != 0 && v[i].prev_seq + 1 > lo)
-            lo = v[i].prev_seq + 1 < hi ? v[i].prev_seq + 1 : hi; /* declared abandoned */
-        if (v[i].prev_seq != 0 && v[i].prev_seq >= expect) {
-            /* numbers up to prev_seq are real bundles and must arrive */
-            lo = expect;
-            hi = v[i].prev_seq + 1 < v[i].seq ? v[i].prev_seq + 1 : v[i].seq;
-        }
+        /* Numbers after prev_seq were declared never written (a crash or a
+         * failed write burnt them); numbers up to prev_seq are real bundles
+         * and must arrive. (This used to count the declared ones as gaps
+         * whenever prev_seq was the bundle just before: faults.sh, a full
+         * outbox burning seqs.) */
+        if (v[i].prev_seq != 0 && v[i].prev_seq + 1 < hi)
+            hi = v[i].prev_seq + 1;
+        /* in a chain, prev_seq 0 says no bundle was completed before */
+        if (chained && v[i].prev_seq == 0)
+            hi = lo;
         if (hi > lo) {
             missing += hi - lo;
             if (list != NULL && used + 48 < cap)

@@ -55,6 +55,9 @@ void pf_importer_close(pf_importer *imp);
 int pf_importer_run(pf_importer *imp, char *const *sources, size_t n, pf_import_counts *c,
                     pf_err *e);
 
+/* One line through the importer's event callback (for the --watch loop). */
+void pf_importer_log(pf_importer *imp, enum pf_event_level level, const char *msg);
+
 /* --watch: a first full pass, then bundles as they land (inotify
  * IN_CLOSE_WRITE and IN_MOVED_TO, as rsync renames its temp files), a full
  * rescan when the event queue overflows and every rescan_s seconds. Returns

@@ -127,6 +127,11 @@ int pf_importer_watch(pf_importer *imp, char *const *sources, size_t n, unsigned
                 struct inotify_event *ev = (struct inotify_event *)(void *)p8;
                 p8 += sizeof *ev + ev->len;
                 if (ev->mask & IN_Q_OVERFLOW) {
+                    /* events were lost: say so (once per overflow), the
+                     * full rescan finds what they named */
+                    if (!rescan)
+                        pf_importer_log(imp, PF_EV_WARN,
+                                        "inotify event queue overflowed; rescanning the sources");
                     rescan = true;
                     continue;
                 }
