@@ -2,6 +2,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,7 @@ int pf_bundle_create(const pf_create_opts *o, const pf_create_input *in, size_t 
     pf_manifest *m = NULL;
     char *mtext = NULL;
     char tmp[PF_BUNDLE_NAME_MAX + 32];
+    char tmp_path[PATH_MAX]; /* names the file in the sealer's errors */
     int outfd = -1, dirfd = -1, rc = -1;
     bool tmp_made = false, have_state = false;
     pf_seal_params p;
@@ -205,7 +207,8 @@ int pf_bundle_create(const pf_create_opts *o, const pf_create_input *in, size_t 
         goto out;
     }
     tmp_made = true;
-    sealer = pf_sealer_new(o->sensor, o->central, &p, outfd, o->outdir, e);
+    snprintf(tmp_path, sizeof tmp_path, "%s/%s", o->outdir, tmp);
+    sealer = pf_sealer_new(o->sensor, o->central, &p, outfd, tmp_path, e);
     if (sealer == NULL)
         goto out;
     w.sealer = sealer;

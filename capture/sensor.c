@@ -878,8 +878,8 @@ static void *sealer_main(void *arg)
         prune_from_inbox(s, &next_prune);
         pthread_mutex_lock(&s->sh.mu);
         if (!s->sh.work && !s->sh.done) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
+            struct timespec until; /* the cv waits on the monotonic clock */
+            clock_gettime(CLOCK_MONOTONIC, &until);
             until.tv_sec += 1;
             pthread_cond_timedwait(&s->sh.cv, &s->sh.mu, &until);
         }
@@ -1268,7 +1268,13 @@ int pf_sensor_run(const pf_sensor_opts *o, pf_sensor_signals *sig, pf_err *e)
     s.live = o->iface != NULL;
     s.w.fd = -1;
     pthread_mutex_init(&s.sh.mu, NULL);
-    pthread_cond_init(&s.sh.cv, NULL);
+    /* The sealer's idle wait must not stretch when the wall clock jumps
+     * back: wait on the monotonic clock. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s.sh.cv, &ca);
+    pthread_condattr_destroy(&ca);
     s.sh.pending_stats = json_object();
     if (s.live == (o->nread > 0)) {
         pf_err_set(e, PF_EUSAGE, "capture needs either -i IFACE or -r FILE");
