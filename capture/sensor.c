@@ -73,6 +73,7 @@ struct sensor {
     int64_t last_ts;       /* newest packet time seen */
     bool rotate_now, disk_full;
     uint64_t carry_seen, carry_full; /* of a file dropped as unrecoverable */
+    bool outbox_fs_full;             /* sealing waits for free space (sealer thread) */
     int64_t disk_full_until;
     unsigned counter;
     uint64_t total_seen, total_saved, total_not_saved;
@@ -506,6 +507,24 @@ static bool make_room(struct sensor *s, uint64_t need, json_t *gaps, json_t *car
             fstatvfs(s->outbox_fd, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize : UINT64_MAX;
         bool over = (o->outbox_max > 0 && used + need > o->outbox_max) ||
                     (o->min_free > 0 && avail < need + o->min_free);
+        /* Without limits set, a full file system only makes sealing wait
+         * (nothing is deleted that the operator did not ask to delete), but
+         * without trying: a bundle that cannot fit fails with ENOSPC after
+         * its seq was reserved, burning a number per retry (found by
+         * tests/cli/faults.sh). The margin covers what sealing adds to the
+         * capture bytes (header, tags, manifest). */
+        if (!over && avail < need + need / 64 + (64u << 10)) {
+            if (!s->outbox_fs_full)
+                event(s, PF_EV_WARN,
+                      "outbox file system full (%" PRIu64 " bytes free, about %" PRIu64
+                      " needed): sealing waits for room",
+                      avail, need + need / 64 + (64u << 10));
+            s->outbox_fs_full = true;
+            return false;
+        }
+        if (s->outbox_fs_full && !over)
+            event(s, PF_EV_INFO, "outbox file system has room again: sealing resumes");
+        s->outbox_fs_full = false;
         pthread_mutex_lock(&s->sh.mu);
         s->sh.outbox_bytes = used;
         s->sh.outbox_bundles = bundles;
