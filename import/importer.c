@@ -445,7 +445,8 @@ static int hold_file(pf_importer *imp, int dirfd, const char *sensor, uint64_t s
         return pf_err_set(e, PF_EUSAGE, "%s: quarantine path too long", imp->quarantine);
     if (pf_mkdir_p(dir, 0750, e) != 0)
         return -1;
-    snprintf(name, sizeof name, "%s-%010" PRIu64 "-%zu-%.180s", sensor, seq, nth, orig);
+    /* sensor (64) + seq + nth + 150 bytes of the original name fit NAME_MAX */
+    snprintf(name, sizeof name, "%.64s-%010" PRIu64 "-%zu-%.150s", sensor, seq, nth, orig);
     int qfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (qfd < 0)
         return pf_err_sys(e, errno, "%s: cannot open", dir);
@@ -453,7 +454,11 @@ static int hold_file(pf_importer *imp, int dirfd, const char *sensor, uint64_t s
     int err = errno;
     if (r != 0 && err == EXDEV) {
         char src[PATH_MAX];
-        snprintf(src, sizeof src, "%s/%s/%s", imp->o.ingest_dir, sensor, stage);
+        if (snprintf(src, sizeof src, "%s/%s/%s", imp->o.ingest_dir, sensor, stage) >=
+            (int)sizeof src) {
+            close(qfd);
+            return pf_err_set(e, PF_EENV, "%s/%s: path too long", imp->o.ingest_dir, sensor);
+        }
         r = pf_copy_file(src, dir, name, e);
         if (r == 0)
             unlinkat(dirfd, stage, 0);
@@ -468,8 +473,13 @@ static int hold_file(pf_importer *imp, int dirfd, const char *sensor, uint64_t s
         return -1;
     int n = snprintf(body, sizeof body, "file: %s\nsensor: %s\nseq: %" PRIu64 "\nheld: %s\n", orig,
                      sensor, seq, reason);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= sizeof body) /* a long reason is cut, never over-read */
+        n = (int)sizeof body - 1;
     snprintf(rname, sizeof rname, "%.240s.reason", name);
-    snprintf(held_as, cap, "%s/%s", dir, name);
+    if (snprintf(held_as, cap, "%s/%s", dir, name) >= (int)cap)
+        return pf_err_set(e, PF_EENV, "%s: path too long", dir);
     return pf_atomic_write(dir, rname, body, (size_t)n, 0640, false, e);
 }
 

@@ -87,7 +87,8 @@ EMPTY=$T/empty.conf
 wait_for() {
     local limit=$1 i
     shift
-    for ((i = 0; i < limit * 10; i++)); do
+    # PF_TIME_SCALE (lib.sh) stretches the limit for slow runs (valgrind)
+    for ((i = 0; i < $(pf_scaled "$limit") * 10; i++)); do
         "$@" && return 0
         sleep 0.1
     done

@@ -52,7 +52,8 @@ trap watch_exit EXIT
 wait_for() {
     local what=$1 secs=$2 i
     shift 2
-    for ((i = 0; i < secs * 10; i++)); do
+    # PF_TIME_SCALE (lib.sh) stretches the limit for slow runs (valgrind)
+    for ((i = 0; i < $(pf_scaled "$secs") * 10; i++)); do
         "$@" >/dev/null 2>&1 && {
             pass "$what"
             return 0
@@ -66,7 +67,7 @@ wait_for() {
         fi
         sleep 0.1
     done
-    fail "$what: not after ${secs} s"
+    fail "$what: not after $(pf_scaled "$secs") s"
     return 1
 }
 

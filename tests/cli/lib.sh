@@ -23,6 +23,19 @@ export LC_ALL=C
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
 
+# PF_TIME_SCALE=N (a whole number, default 1) stretches the time limits of
+# the checks that wait for, or time, the program: scripts/valgrind sets it,
+# since every pcapferry process then runs many times slower.
+if [[ ! "${PF_TIME_SCALE:-1}" =~ ^[1-9][0-9]*$ ]]; then
+    echo "FATAL: PF_TIME_SCALE=$PF_TIME_SCALE is not a whole number >= 1" >&2
+    exit 2
+fi
+PF_TIME_SCALE=${PF_TIME_SCALE:-1}
+# pf_scaled N: N (seconds, milliseconds, poll counts) times PF_TIME_SCALE.
+pf_scaled() {
+    echo $(($1 * PF_TIME_SCALE))
+}
+
 PF_PASSED=0
 PF_FAILED=0
 PF_SUMMARY_DONE=0
