@@ -450,12 +450,15 @@ int pf_import_main(int argc, char **argv)
     }
     if (ui.progress_shown)
         fputs("\r\033[K", stderr);
-    char summary[512];
+    char summary[512], rfail[96] = "";
+    if (n.receipts_failed > 0)
+        snprintf(rfail, sizeof rfail, ", %zu receipt(s) NOT written: sources kept, run again",
+                 n.receipts_failed);
     snprintf(summary, sizeof summary,
              "%zu new, %zu already imported, %zu rejected, %zu gaps "
-             "(%zu files delivered, %zu held, %zu incomplete bundles%s)",
+             "(%zu files delivered, %zu held, %zu incomplete bundles%s%s)",
              n.imported, n.duplicates, n.rejected, n.gaps, n.files_delivered, n.files_held,
-             n.incomplete, n.equivocations ? ", EQUIVOCATION seen: see the log" : "");
+             n.incomplete, n.equivocations ? ", EQUIVOCATION seen: see the log" : "", rfail);
     if (pf_log_to_syslog())
         pf_log_line(n.rejected > 0 || n.equivocations ? PF_LOG_WARN : PF_LOG_INFO, "import",
                     summary);
@@ -467,8 +470,8 @@ int pf_import_main(int argc, char **argv)
             pf_log_line(PF_LOG_ERROR, "import", e.msg[0] ? e.msg : "failed");
     } else if (n.rejected > 0)
         rc = 1;
-    else if (n.incomplete > 0 && !s.watch) /* --watch retries them itself */
-        rc = 75;
+    else if ((n.incomplete > 0 || n.receipts_failed > 0) && !s.watch)
+        rc = 75; /* try again later (--watch retries them itself) */
     else
         rc = 0;
 out:

@@ -30,6 +30,15 @@ struct receipt_set {
     pf_receipt *r;
     char *roots[MAX_RECEIPT_ROOTS]; /* export layouts the bundles came from */
     size_t nroots;
+    bool write_failed; /* some copy of this sensor's receipt is missing */
+};
+
+/* --delete-source: sources are deleted once their receipt is written, so a
+ * receipt that cannot be written (a full stick) leaves the bundle for the
+ * next run to acknowledge again, instead of losing the acknowledgment. */
+struct pending_delete {
+    char *path;
+    char sensor[PF_NAME_MAX + 1];
 };
 
 struct pf_importer {
@@ -39,6 +48,8 @@ struct pf_importer {
     pf_db db;
     struct receipt_set *rs;
     size_t nrs;
+    struct pending_delete *pd;
+    size_t npd;
 };
 
 static void event(pf_importer *imp, enum pf_event_level level, const char *fmt, ...)
@@ -83,14 +94,40 @@ static void note_receipt(pf_importer *imp, const char *sensor, const char *path,
         set->roots[set->nroots++] = root;
 }
 
-static void write_receipts(pf_importer *imp)
+static int delete_now(const char *path, pf_err *e)
 {
+    char dir[PATH_MAX];
+    if (unlink(path) != 0 && errno != ENOENT) /* reached twice through nested sources */
+        return pf_err_sys(e, errno, "%s: cannot delete source", path);
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+        return pf_fsync_dir(dir[0] ? dir : "/", e);
+    }
+    return pf_fsync_dir(".", e);
+}
+
+static bool receipt_failed_for(const pf_importer *imp, const char *sensor)
+{
+    for (size_t i = 0; i < imp->nrs; i++)
+        if (strcmp(imp->rs[i].r->sensor, sensor) == 0)
+            return imp->rs[i].write_failed;
+    return false;
+}
+
+/* Writes the receipts of the run, then deletes the sources (--delete-source)
+ * whose sensor's receipts were all written. Counts what failed; returns -1
+ * (e set) only when a deletion failed. */
+static int acknowledge(pf_importer *imp, pf_import_counts *c, pf_err *e)
+{
+    int rc = 0;
     for (size_t i = 0; i < imp->nrs; i++) {
         struct receipt_set *set = &imp->rs[i];
         char dir[PATH_MAX], name[NAME_MAX + 1];
         for (size_t k = 0; k <= set->nroots; k++) {
-            pf_err e;
-            pf_err_clear(&e);
+            pf_err re;
+            pf_err_clear(&re);
             if (k < set->nroots)
                 snprintf(dir, sizeof dir, "%s/%s/%s", set->roots[k], PF_RECEIPTS_DIR,
                          set->r->sensor);
@@ -100,19 +137,43 @@ static void write_receipts(pf_importer *imp)
                 continue;
             if (set->r->n == 0)
                 continue;
-            if (pf_receipt_write(set->r, imp->o.central, dir, name, sizeof name, &e) == 0)
+            if (pf_receipt_write(set->r, imp->o.central, dir, name, sizeof name, &re) == 0) {
                 event(imp, PF_EV_INFO, "receipt=%s/%s sensor=%s bundles=%zu", dir, name,
                       set->r->sensor, set->r->n);
-            else
-                event(imp, PF_EV_WARN, "could not write a receipt to %s: %s", dir, e.msg);
+            } else {
+                set->write_failed = true;
+                if (c != NULL)
+                    c->receipts_failed++;
+                event(imp, PF_EV_ERROR, "could not write a receipt to %s: %s", dir, re.msg);
+            }
         }
-        pf_receipt_free(set->r);
-        for (size_t k = 0; k < set->nroots; k++)
-            free(set->roots[k]);
+    }
+    for (size_t i = 0; i < imp->npd; i++) {
+        struct pending_delete *d = &imp->pd[i];
+        if (receipt_failed_for(imp, d->sensor)) {
+            event(imp, PF_EV_WARN, "bundle=%s kept: its receipt could not be written", d->path);
+        } else {
+            pf_err de;
+            pf_err_clear(&de);
+            if (delete_now(d->path, &de) != 0 && rc == 0) {
+                *e = de;
+                rc = -1;
+            }
+        }
+        free(d->path);
+    }
+    free(imp->pd);
+    imp->pd = NULL;
+    imp->npd = 0;
+    for (size_t i = 0; i < imp->nrs; i++) {
+        pf_receipt_free(imp->rs[i].r);
+        for (size_t k = 0; k < imp->rs[i].nroots; k++)
+            free(imp->rs[i].roots[k]);
     }
     free(imp->rs);
     imp->rs = NULL;
     imp->nrs = 0;
+    return rc;
 }
 
 struct candidate {
@@ -675,20 +736,23 @@ static int existing_row(void *ctx, sqlite3_stmt *st, pf_err *e)
     return 0;
 }
 
-static int delete_source(pf_importer *imp, const char *path, pf_err *e)
+static int delete_source(pf_importer *imp, const char *sensor, const char *path, pf_err *e)
 {
-    char dir[PATH_MAX];
     if (!imp->o.delete_source)
         return 0;
-    if (unlink(path) != 0 && errno != ENOENT) /* reached twice through nested sources */
-        return pf_err_sys(e, errno, "%s: cannot delete source", path);
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash != NULL) {
-        *slash = '\0';
-        return pf_fsync_dir(dir[0] ? dir : "/", e);
+    struct pending_delete *g = realloc(imp->pd, (imp->npd + 1) * sizeof *g);
+    char *copy = strdup(path);
+    if (g == NULL || copy == NULL) {
+        free(copy);
+        if (g != NULL)
+            imp->pd = g;
+        return pf_err_set(e, PF_EENV, "out of memory");
     }
-    return pf_fsync_dir(".", e);
+    imp->pd = g;
+    imp->pd[imp->npd].path = copy;
+    snprintf(imp->pd[imp->npd].sensor, sizeof imp->pd[imp->npd].sensor, "%s", sensor);
+    imp->npd++;
+    return 0;
 }
 
 /* Returns 0 when the bundle was dealt with (imported, duplicate, rejected
@@ -730,7 +794,7 @@ static int import_one(pf_importer *imp, const struct candidate *cand, pf_import_
             note_receipt(imp, h->sensor, cand->path, h->seq, bh, PF_RCPT_COMMITTED, NULL);
         event(imp, PF_EV_DEBUG, "bundle=%s sensor=%s seq=%" PRIu64 " status=already-imported",
               cand->path, h->sensor, h->seq);
-        return delete_source(imp, cand->path, e);
+        return delete_source(imp, h->sensor, cand->path, e);
     }
     if (ex.found) {
         /* Same seq, other bundle. Signed by the sensor: equivocation. */
@@ -814,7 +878,7 @@ static int import_one(pf_importer *imp, const struct candidate *cand, pf_import_
     event(imp, PF_EV_INFO,
           "bundle=%s sensor=%s seq=%" PRIu64 " status=imported files=%zu packets=%" PRIu64,
           cand->path, h->sensor, h->seq, x.manifest->nfiles, pf_manifest_total_packets(x.manifest));
-    rc = delete_source(imp, cand->path, e);
+    rc = delete_source(imp, h->sensor, cand->path, e);
 out:
     if (rc != 0 && x.staged != NULL && plan != NULL) {
         /* A failure before the intent was recorded leaves staged files that
@@ -1103,7 +1167,13 @@ int pf_importer_run(pf_importer *imp, char *const *sources, size_t n, pf_import_
     }
     rc = pf_importer_count_gaps(imp, c, e);
 out:
-    write_receipts(imp); /* also after an error: what was committed is acknowledged */
+    /* also after an error: what was committed is acknowledged */
+    pf_err ae;
+    pf_err_clear(&ae);
+    if (acknowledge(imp, c, &ae) != 0 && rc == 0) {
+        *e = ae;
+        rc = -1;
+    }
     for (size_t i = 0; i < l.n; i++)
         free(l.v[i].path);
     free(l.v);

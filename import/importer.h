@@ -38,6 +38,7 @@ typedef struct pf_import_counts {
     size_t imported, duplicates, rejected, equivocations, incomplete;
     size_t files_delivered, files_converted, files_held, files_empty;
     size_t exec_failures;
+    size_t receipts_failed; /* receipt copies not written; their sources kept */
     uint64_t bytes_delivered;
     size_t gaps; /* missing seqs over all sensors, after the run */
 } pf_import_counts;

@@ -392,17 +392,24 @@ if ((ROOT)); then
     else
         mkdir -p "$RC/$S"
         fill "$RC"
-        # The import itself succeeded (exit 0); the lost receipt is logged.
-        # A rerun acknowledges the bundles again (already imported).
-        imp 0 "$T/c5/state" "$T/c5/ingest" --receipts "$RC" "$IOB"
+        # The bundles are delivered, but the run is not done until they are
+        # acknowledged: exit 75, and --delete-source keeps the sources (a
+        # deleted source could never be acknowledged again). A rerun
+        # acknowledges the bundles again (already imported) and deletes.
+        cp -a "$IOB" "$T/c5/src"
+        imp 75 "$T/c5/state" "$T/c5/ingest" --receipts "$RC" --delete-source "$T/c5/src"
         expect_stderr_contains "could not write a receipt to $RC/$S"
         expect_stderr_contains "No space left on device"
+        expect_stderr_contains "4 new, 0 already imported"
+        expect_stderr_contains "1 receipt(s) NOT written: sources kept"
         expect_eq "no receipt, whole or partial, in the full directory" "" \
             "$(find "$RC" -mindepth 1 -type f ! -name .filler -printf '%P ')"
+        expect_eq "the sources are kept for the next run" 4 "$(bundles_in "$T/c5/src" | wc -l)"
         delivered_ok "$T/c5/ingest" "receipts full"
         rm -f "$RC/.filler"
-        imp 0 "$T/c5/state" "$T/c5/ingest" --receipts "$RC" "$IOB"
+        imp 0 "$T/c5/state" "$T/c5/ingest" --receipts "$RC" --delete-source "$T/c5/src"
         expect_stderr_contains "0 new, 4 already imported"
+        expect_eq "sources deleted once acknowledged" "" "$(bundles_in "$T/c5/src")"
         expect_eq "one receipt written on the rerun" 1 "$(find "$RC/$S" -type f ! -name '.*' | wc -l)"
         cp -a "$IOB" "$T/c5/outbox"
         expect_exit 0 -- "$PCAPFERRY" bundle prune --outbox "$T/c5/outbox" --receipts "$RC/$S" \
