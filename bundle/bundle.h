@@ -140,6 +140,11 @@ int pf_bundle_trailer_hash_at(int dirfd, const char *name, uint8_t hash[PF_HASH_
 /* Reads only the plaintext header (no keys). */
 __attribute__((warn_unused_result)) int pf_bundle_read_header(const char *path, pf_header *out,
                                                               uint64_t *file_size, pf_err *e);
+/* The same, for NAME in the directory dirfd (a daemon that dropped its
+ * privileges keeps directory descriptors, not paths). */
+__attribute__((warn_unused_result)) int pf_bundle_read_header_at(int dirfd, const char *name,
+                                                                 pf_header *out,
+                                                                 uint64_t *file_size, pf_err *e);
 
 /* Sensor sequence state (see docs/FORMAT.md, "Sequence numbers"). */
 typedef struct pf_seq_state {

@@ -1,6 +1,7 @@
 #include "bundle/pcapinfo.h"
 
 #include "bundle/hasher.h"
+#include "common/text.h"
 
 #include <errno.h>
 #include <pcap/pcap.h>
@@ -175,19 +176,6 @@ static void describe_magic(pf_pcapinfo *info, const uint8_t m[4], size_t n)
     }
 }
 
-/* A pcapng timestamp is 64 bits in its own units, so libpcap can hand back
- * seconds far past what int64 nanoseconds hold (year 2262): saturate
- * rather than overflow; such a file still travels, with its time range
- * pinned at the limit. */
-static int64_t ts_ns(const struct timeval *tv)
-{
-    int64_t ns;
-    if (__builtin_mul_overflow((int64_t)tv->tv_sec, (int64_t)1000000000, &ns) ||
-        __builtin_add_overflow(ns, (int64_t)tv->tv_usec, &ns))
-        return tv->tv_sec < 0 ? INT64_MIN : INT64_MAX;
-    return ns;
-}
-
 int pf_pcap_scan(int fd, uint64_t size, const char *what, pf_sink_fn sink, void *ctx,
                  pf_pcapinfo *info, pf_err *e)
 {
@@ -237,7 +225,7 @@ int pf_pcap_scan(int fd, uint64_t size, const char *what, pf_sink_fn sink, void 
                 snprintf(info->read_error, sizeof info->read_error, "%s", pcap_geterr(p));
                 break;
             }
-            int64_t ts = ts_ns(&ph->ts);
+            int64_t ts = pf_ns_saturated((int64_t)ph->ts.tv_sec, (int64_t)ph->ts.tv_usec);
             if (!info->have_ts) {
                 info->have_ts = true;
                 info->first_ns = info->min_ns = info->max_ns = ts;

@@ -11,11 +11,17 @@
 
 int pf_bundle_read_header(const char *path, pf_header *out, uint64_t *file_size, pf_err *e)
 {
+    return pf_bundle_read_header_at(AT_FDCWD, path, out, file_size, e);
+}
+
+int pf_bundle_read_header_at(int dirfd, const char *path, pf_header *out, uint64_t *file_size,
+                             pf_err *e)
+{
     uint8_t raw[PF_HEADER_MAX_BYTES];
     size_t total = 0;
     struct stat st;
     int rc = -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
         return pf_err_sys(e, errno, "%s: cannot open", path);
     if (fstat(fd, &st) != 0) {

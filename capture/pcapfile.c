@@ -50,6 +50,14 @@ int pf_pcapw_open(pf_pcapw *w, int dirfd, const char *name, int link_type, uint3
     return 0;
 }
 
+/* After a failed write: the file ends at off again (no half record for the
+ * next write to land after), or the writer refuses further writes. */
+static void cut_back(pf_pcapw *w, uint64_t off)
+{
+    if (ftruncate(w->fd, (off_t)off) != 0 || lseek(w->fd, (off_t)off, SEEK_SET) < 0)
+        w->wedged = true;
+}
+
 int pf_pcapw_flush(pf_pcapw *w, pf_err *e)
 {
     if (w->len == 0)
@@ -66,8 +74,7 @@ int pf_pcapw_flush(pf_pcapw *w, pf_err *e)
         w->packets -= w->buffered;
         w->discarded += w->buffered;
         w->buffered = 0;
-        if (ftruncate(w->fd, (off_t)on_disk) != 0 || lseek(w->fd, (off_t)on_disk, SEEK_SET) < 0)
-            w->wedged = true;
+        cut_back(w, on_disk);
         return -1;
     }
     pf_writeback_note(w->fd, &w->wb, w->len);
@@ -92,9 +99,7 @@ int pf_pcapw_write(pf_pcapw *w, int64_t ts_sec, uint32_t ts_frac, uint32_t caple
         put32(h + 12, len);
         if (pf_write_all(w->fd, h, sizeof h, w->name, e) != 0 ||
             pf_write_all(w->fd, data, caplen, w->name, e) != 0) {
-            if (ftruncate(w->fd, (off_t)w->bytes) != 0 ||
-                lseek(w->fd, (off_t)w->bytes, SEEK_SET) < 0)
-                w->wedged = true;
+            cut_back(w, w->bytes);
             return -1;
         }
     } else {

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "bundle/bundle.h"
+#include "common/text.h"
 #include "capture/pcapfile.h"
 #include "common/fsutil.h"
 
@@ -384,21 +385,12 @@ static int rotate(struct sensor *s, const char *reason, int64_t end, int64_t nex
 
 /* ---------- the packet path ---------- */
 
-/* With -r the stamps come from a file: a pcapng one can lie far past what
- * int64 nanoseconds hold (year 2262), so saturate rather than overflow. */
-static int64_t packet_ns(const struct timeval *tv, bool nano)
-{
-    int64_t ns, sub = (int64_t)tv->tv_usec * (nano ? 1 : 1000);
-    if (__builtin_mul_overflow((int64_t)tv->tv_sec, (int64_t)1000000000, &ns) ||
-        __builtin_add_overflow(ns, sub, &ns))
-        return tv->tv_sec < 0 ? INT64_MIN : INT64_MAX;
-    return ns;
-}
-
 static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
 {
     struct sensor *s = (struct sensor *)(void *)user;
-    int64_t ts = packet_ns(&h->ts, s->nano);
+    /* with -r the stamps come from a file and may lie past 2262 */
+    int64_t ts =
+        pf_ns_saturated((int64_t)h->ts.tv_sec, (int64_t)h->ts.tv_usec * (s->nano ? 1 : 1000));
     if (s->failed)
         return;
     /* -r: files follow packet time (named and windowed by it), opened at
@@ -665,20 +657,10 @@ static bool find_sealed(struct sensor *s, int64_t created_ns, char *name, size_t
     bool found = false;
     char **v = pf_list_names(s->outbox_fd, PF_BUNDLE_SUFFIX, &n);
     for (size_t i = 0; i < n && !found; i++) {
-        uint8_t raw[PF_HEADER_MAX_BYTES];
-        size_t total = 0;
         pf_err he;
         pf_err_clear(&he);
-        int fd = openat(s->outbox_fd, v[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        found = pf_read_full(fd, raw, PF_HEADER_PREFIX_BYTES) == PF_HEADER_PREFIX_BYTES &&
-                pf_header_prefix_len(raw, &total, &he) == 0 &&
-                pf_read_full(fd, raw + PF_HEADER_PREFIX_BYTES, total - PF_HEADER_PREFIX_BYTES) ==
-                    (ssize_t)(total - PF_HEADER_PREFIX_BYTES) &&
-                pf_header_decode(raw, total, h, &he) == 0 && h->created_ns == created_ns &&
-                strcmp(h->sensor, s->o->sensor->pub.name) == 0;
-        close(fd);
+        found = pf_bundle_read_header_at(s->outbox_fd, v[i], h, NULL, &he) == 0 &&
+                h->created_ns == created_ns && strcmp(h->sensor, s->o->sensor->pub.name) == 0;
         if (found)
             snprintf(name, cap, "%s", v[i]);
     }

@@ -132,6 +132,15 @@ bool pf_parse_size(const char *s, uint64_t *out)
     return true;
 }
 
+int64_t pf_ns_saturated(int64_t sec, int64_t sub_ns)
+{
+    int64_t ns;
+    if (__builtin_mul_overflow(sec, (int64_t)1000000000, &ns) ||
+        __builtin_add_overflow(ns, sub_ns, &ns))
+        return sec < 0 ? INT64_MIN : INT64_MAX;
+    return ns;
+}
+
 int64_t pf_now_ns(void)
 {
     struct timespec ts;

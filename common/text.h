@@ -28,5 +28,9 @@ bool pf_parse_u64(const char *s, uint64_t *out);
 bool pf_parse_size(const char *s, uint64_t *out);
 
 int64_t pf_now_ns(void);
+/* sec * 10^9 + sub_ns, saturated at the int64 limits instead of
+ * overflowing: capture files can carry stamps past the year 2262 (a
+ * pcapng timestamp is 64 bits in its own units). */
+int64_t pf_ns_saturated(int64_t sec, int64_t sub_ns);
 
 #endif
