@@ -561,7 +561,6 @@ static bool make_room(struct sensor *s, uint64_t need, json_t *gaps, json_t *car
         if (ed >= 0)
             close(ed);
         pf_header h;
-        char path[PATH_MAX];
         uint64_t size = 0;
         pf_err he;
         pf_err_clear(&he);
@@ -571,8 +570,9 @@ static bool make_room(struct sensor *s, uint64_t need, json_t *gaps, json_t *car
             json_array_extend(gaps, old);
             json_object_del(carried, victim);
         }
-        snprintf(path, sizeof path, "%s/%s", o->outbox, victim);
-        if (pf_bundle_read_header(path, &h, &size, &he) == 0)
+        /* through the descriptor: after the privilege drop the outbox's
+         * path may be out of reach, and the gap would lose its seq */
+        if (pf_bundle_read_header_at(s->outbox_fd, victim, &h, &size, &he) == 0)
             json_array_append_new(
                 gaps,
                 json_pack("{s:s, s:I, s:s}", "deleted", victim, "seq", (json_int_t)h.seq, "reason",
