@@ -136,6 +136,8 @@ int pf_bundle_trailer_hash(const char *path, uint8_t hash[PF_HASH_BYTES]);
 /* The same for NAME in an open directory (after a privilege drop the
  * directory's path may be out of reach). */
 int pf_bundle_trailer_hash_at(int dirfd, const char *name, uint8_t hash[PF_HASH_BYTES]);
+/* The same from an open descriptor. */
+int pf_bundle_trailer_hash_fd(int fd, uint8_t hash[PF_HASH_BYTES]);
 
 /* Reads only the plaintext header (no keys). */
 __attribute__((warn_unused_result)) int pf_bundle_read_header(const char *path, pf_header *out,
@@ -143,6 +145,12 @@ __attribute__((warn_unused_result)) int pf_bundle_read_header(const char *path, 
 /* The same, for NAME in the directory dirfd (a daemon that dropped its
  * privileges keeps directory descriptors, not paths). */
 __attribute__((warn_unused_result)) int pf_bundle_read_header_at(int dirfd, const char *name,
+                                                                 pf_header *out,
+                                                                 uint64_t *file_size, pf_err *e);
+
+/* The same from an open descriptor (pread: its position is not moved), so
+ * that what is judged and what is then read are one file. */
+__attribute__((warn_unused_result)) int pf_bundle_read_header_fd(int fd, const char *what,
                                                                  pf_header *out,
                                                                  uint64_t *file_size, pf_err *e);
 

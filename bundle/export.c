@@ -211,12 +211,19 @@ int pf_bundle_trailer_hash_at(int dirfd, const char *name, uint8_t hash[PF_HASH_
 
 static int trailer_hash(int dirfd, const char *name, uint8_t hash[PF_HASH_BYTES])
 {
-    uint8_t t[PF_TRAILER_BYTES];
-    struct stat st;
     int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    int rc = -1;
     if (fd < 0)
         return -1;
+    int rc = pf_bundle_trailer_hash_fd(fd, hash);
+    close(fd);
+    return rc;
+}
+
+int pf_bundle_trailer_hash_fd(int fd, uint8_t hash[PF_HASH_BYTES])
+{
+    uint8_t t[PF_TRAILER_BYTES];
+    struct stat st;
+    int rc = -1;
     if (fstat(fd, &st) == 0 && st.st_size > (off_t)PF_TRAILER_BYTES &&
         pread(fd, t, sizeof t, st.st_size - (off_t)sizeof t) == (ssize_t)sizeof t &&
         memcmp(t, PF_TRAILER_MAGIC, PF_TRAILER_MAGIC_BYTES) == 0 &&
@@ -224,7 +231,6 @@ static int trailer_hash(int dirfd, const char *name, uint8_t hash[PF_HASH_BYTES]
         memcpy(hash, t + PF_TRAILER_MAGIC_BYTES + 8, PF_HASH_BYTES);
         rc = 0;
     }
-    close(fd);
     return rc;
 }
 

@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
+#include <fcntl.h>
 
 #include "bundle/header.h"
 #include "common/fsutil.h"
@@ -50,6 +53,19 @@ void pf_receipt_free(pf_receipt *r)
 int pf_receipt_write(pf_receipt *r, const pf_seckey *central, const char *dir, char *name,
                      size_t cap, pf_err *e)
 {
+    if (pf_mkdir_p(dir, 0755, e) != 0)
+        return -1;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return pf_err_sys(e, errno, "%s: cannot open directory", dir);
+    int rc = pf_receipt_write_at(r, central, dfd, dir, name, cap, e);
+    close(dfd);
+    return rc;
+}
+
+int pf_receipt_write_at(pf_receipt *r, const pf_seckey *central, int dirfd, const char *dir,
+                        char *name, size_t cap, pf_err *e)
+{
     char iso[PF_ISOTIME_BYTES], when[32], idhex[PF_KEYID_HEX_BYTES], hhex[2 * PF_HASH_BYTES + 1];
     char b64[sodium_base64_ENCODED_LEN(PF_SIG_BYTES, sodium_base64_VARIANT_ORIGINAL)];
     uint8_t sig[PF_SIG_BYTES];
@@ -91,11 +107,9 @@ int pf_receipt_write(pf_receipt *r, const pf_seckey *central, const char *dir, c
         goto out;
     }
     snprintf(text, tlen, "%s%s\n%s\n", RECEIPT_MAGIC, b64, body);
-    if (pf_mkdir_p(dir, 0755, e) != 0)
-        goto out;
     pf_compact_time(when, sizeof when, r->issued_ns);
     snprintf(name, cap, "%s-%s-%08x%s", r->sensor, when, randombytes_random(), PF_RECEIPT_SUFFIX);
-    if (pf_atomic_write(dir, name, text, strlen(text), 0644, true, e) != 0)
+    if (pf_atomic_write_at(dirfd, dir, name, text, strlen(text), 0644, true, e) != 0)
         goto out;
     rc = 0;
 out:

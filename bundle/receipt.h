@@ -46,6 +46,10 @@ void pf_receipt_free(pf_receipt *r);
 /* Signs and writes DIR/<sensor>-<issued>-<random>.receipt atomically. */
 int pf_receipt_write(pf_receipt *r, const pf_seckey *central, const char *dir, char *name,
                      size_t cap, pf_err *e);
+/* The same into an open directory (one opened without following links:
+ * the importer writes receipts onto a courier's stick). */
+int pf_receipt_write_at(pf_receipt *r, const pf_seckey *central, int dirfd, const char *dir,
+                        char *name, size_t cap, pf_err *e);
 
 /* Verifies with the pinned central key before parsing anything. */
 __attribute__((warn_unused_result)) int pf_receipt_read(const char *path, const pf_pubkey *central,

@@ -17,66 +17,103 @@ int pf_bundle_read_header(const char *path, pf_header *out, uint64_t *file_size,
 int pf_bundle_read_header_at(int dirfd, const char *path, pf_header *out, uint64_t *file_size,
                              pf_err *e)
 {
-    uint8_t raw[PF_HEADER_MAX_BYTES];
-    size_t total = 0;
-    struct stat st;
-    int rc = -1;
     int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
         return pf_err_sys(e, errno, "%s: cannot open", path);
-    if (fstat(fd, &st) != 0) {
-        pf_err_sys(e, errno, "%s: cannot stat", path);
-        goto out;
-    }
-    if (file_size != NULL)
-        *file_size = (uint64_t)st.st_size;
-    ssize_t got = pf_read_full(fd, raw, PF_HEADER_PREFIX_BYTES);
-    if (got < 0) {
-        pf_err_sys(e, errno, "%s: read failed", path);
-        goto out;
-    }
-    if (got < PF_HEADER_PREFIX_BYTES) {
-        if (!pf_header_prefix_plausible(raw, (size_t)got))
-            pf_err_set(e, PF_EREJECT, "%s: not a pcapferry bundle (bad magic)", path);
-        else
-            pf_err_set(e, PF_EINCOMPLETE, "%s: incomplete: shorter than a bundle header", path);
-        goto out;
-    }
-    if (pf_header_prefix_len(raw, &total, e) != 0) {
-        pf_err_prefix(e, "%s: ", path);
-        goto out;
-    }
-    got = pf_read_full(fd, raw + PF_HEADER_PREFIX_BYTES, total - PF_HEADER_PREFIX_BYTES);
-    if (got < 0) {
-        pf_err_sys(e, errno, "%s: read failed", path);
-        goto out;
-    }
-    if (pf_header_decode(raw, PF_HEADER_PREFIX_BYTES + (size_t)got, out, e) != 0) {
-        pf_err_prefix(e, "%s: ", path);
-        goto out;
-    }
-    rc = 0;
-out:
+    int rc = pf_bundle_read_header_fd(fd, path, out, file_size, e);
     close(fd);
     return rc;
 }
 
+static ssize_t pread_full(int fd, void *buf, size_t n, off_t at)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, (uint8_t *)buf + got, n - got, at + (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+int pf_bundle_read_header_fd(int fd, const char *path, pf_header *out, uint64_t *file_size,
+                             pf_err *e)
+{
+    uint8_t raw[PF_HEADER_MAX_BYTES];
+    size_t total = 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return pf_err_sys(e, errno, "%s: cannot stat", path);
+    if (file_size != NULL)
+        *file_size = (uint64_t)st.st_size;
+    /* pread: the descriptor's position stays where the caller left it */
+    ssize_t got = pread_full(fd, raw, PF_HEADER_PREFIX_BYTES, 0);
+    if (got < 0)
+        return pf_err_sys(e, errno, "%s: read failed", path);
+    if (got < PF_HEADER_PREFIX_BYTES) {
+        if (!pf_header_prefix_plausible(raw, (size_t)got))
+            return pf_err_set(e, PF_EREJECT, "%s: not a pcapferry bundle (bad magic)", path);
+        return pf_err_set(e, PF_EINCOMPLETE, "%s: incomplete: shorter than a bundle header", path);
+    }
+    if (pf_header_prefix_len(raw, &total, e) != 0) {
+        pf_err_prefix(e, "%s: ", path);
+        return -1;
+    }
+    got = pread_full(fd, raw + PF_HEADER_PREFIX_BYTES, total - PF_HEADER_PREFIX_BYTES,
+                     PF_HEADER_PREFIX_BYTES);
+    if (got < 0)
+        return pf_err_sys(e, errno, "%s: read failed", path);
+    if (pf_header_decode(raw, PF_HEADER_PREFIX_BYTES + (size_t)got, out, e) != 0) {
+        pf_err_prefix(e, "%s: ", path);
+        return -1;
+    }
+    return 0;
+}
+
 /* Walks the chunk framing and hashes every byte: with public keys alone
  * this proves the bundle is whole and exactly what the sensor signed. */
-static int verify_body(const char *path, const pf_trust *trust, pf_verified *out, pf_err *e);
+static int verify_body(int fd, const char *path, const pf_trust *trust, pf_verified *out,
+                       pf_err *e);
+
+/* One open for the header and the body: what is judged is what is read. */
+static int open_bundle(const char *path, pf_verified *out, pf_err *e)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    struct stat st;
+    if (fd < 0)
+        return pf_err_sys(e, errno, "%s: cannot open", path);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return pf_err_set(e, PF_EREJECT, "%s: not a regular file", path);
+    }
+    if (pf_bundle_read_header_fd(fd, path, &out->hdr, NULL, e) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
 
 int pf_bundle_verify(const char *path, const char *keyring, pf_verified *out, pf_err *e)
 {
     pf_trust trust;
     memset(out, 0, sizeof *out);
-    if (pf_bundle_read_header(path, &out->hdr, NULL, e) != 0)
+    int fd = open_bundle(path, out, e), rc = -1;
+    if (fd < 0)
         return -1;
     if (pf_keyring_lookup(keyring, out->hdr.signer_id, &trust, e) != 0 ||
         pf_trust_allows_seq(&trust, out->hdr.seq, e) != 0) {
         pf_err_prefix(e, "%s: ", path);
-        return -1;
+        goto out;
     }
-    return verify_body(path, &trust, out, e);
+    rc = verify_body(fd, path, &trust, out, e);
+out:
+    close(fd);
+    return rc;
 }
 
 int pf_bundle_verify_key(const char *path, const pf_pubkey *sensor, pf_verified *out, pf_err *e)
@@ -85,18 +122,21 @@ int pf_bundle_verify_key(const char *path, const pf_pubkey *sensor, pf_verified 
     memset(&trust, 0, sizeof trust);
     memset(out, 0, sizeof *out);
     trust.key = *sensor;
-    if (pf_bundle_read_header(path, &out->hdr, NULL, e) != 0)
+    int fd = open_bundle(path, out, e);
+    if (fd < 0)
         return -1;
-    return verify_body(path, &trust, out, e);
+    int rc = verify_body(fd, path, &trust, out, e);
+    close(fd);
+    return rc;
 }
 
-static int verify_body(const char *path, const pf_trust *t, pf_verified *out, pf_err *e)
+static int verify_body(int fd, const char *path, const pf_trust *t, pf_verified *out, pf_err *e)
 {
     crypto_generichash_state hash;
     uint8_t *buf = NULL;
     uint8_t lenbuf[4], trailer[PF_TRAILER_BYTES], extra;
     pf_trust trust = *t;
-    int fd = -1, rc = -1;
+    int rc = -1;
     const pf_header *h = &out->hdr;
 
     if (pf_header_verify(h, trust.key.sign_pk, e) != 0) {
@@ -105,10 +145,9 @@ static int verify_body(const char *path, const pf_trust *t, pf_verified *out, pf
     }
     if (trust.key.role != PF_ROLE_SENSOR)
         return pf_err_set(e, PF_EREJECT, "%s: signed by a key that is not a sensor key", path);
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     buf = malloc((size_t)h->chunk_size + PF_CHUNK_ABYTES);
-    if (fd < 0 || buf == NULL) {
-        pf_err_sys(e, fd < 0 ? errno : ENOMEM, "%s: cannot open", path);
+    if (buf == NULL || lseek(fd, 0, SEEK_SET) != 0) {
+        pf_err_sys(e, buf == NULL ? ENOMEM : errno, "%s: cannot read", path);
         goto out;
     }
     crypto_generichash_init(&hash, NULL, 0, PF_HASH_BYTES);
@@ -190,7 +229,5 @@ static int verify_body(const char *path, const pf_trust *t, pf_verified *out, pf
     rc = 0;
 out:
     free(buf);
-    if (fd >= 0)
-        close(fd);
     return rc;
 }

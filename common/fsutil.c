@@ -115,6 +115,22 @@ int pf_atomic_write(const char *dir, const char *name, const void *data, size_t 
     return rc;
 }
 
+/* umask must not widen or narrow what the caller asked for. FAT (vfat,
+ * FUSE) has no modes to set: accept what it gives as long as it grants
+ * group and others nothing we did not ask for. */
+static int set_mode(int fd, mode_t mode)
+{
+    if (fchmod(fd, mode) == 0)
+        return 0;
+    int err = errno;
+    struct stat fst;
+    if ((err == ENOSYS || err == EPERM || err == ENOTSUP || err == EOPNOTSUPP) &&
+        fstat(fd, &fst) == 0 && (fst.st_mode & 077 & ~mode) == 0)
+        return 0;
+    errno = err;
+    return -1;
+}
+
 int pf_atomic_write_at(int dfd, const char *dir, const char *name, const void *data, size_t len,
                        mode_t mode, bool no_replace, pf_err *e)
 {
@@ -136,17 +152,9 @@ int pf_atomic_write_at(int dfd, const char *dir, const char *name, const void *d
         goto out;
     }
     tmp_made = true;
-    /* umask must not widen or narrow what the caller asked for. */
-    if (fchmod(fd, mode) != 0) {
-        /* FAT (vfat, FUSE) has no modes to set: accept what it gives as
-         * long as it grants group and others nothing we did not ask for. */
-        int err = errno;
-        struct stat fst;
-        if (!(err == ENOSYS || err == EPERM || err == ENOTSUP || err == EOPNOTSUPP) ||
-            fstat(fd, &fst) != 0 || (fst.st_mode & 077 & ~mode) != 0) {
-            pf_err_sys(e, err, "%s/%s: chmod failed", dir, tmp);
-            goto out;
-        }
+    if (set_mode(fd, mode) != 0) {
+        pf_err_sys(e, errno, "%s/%s: chmod failed", dir, tmp);
+        goto out;
     }
     if (pf_write_all(fd, data, len, name, e) != 0)
         goto out;
@@ -302,14 +310,7 @@ const char *pf_basename(const char *path)
 
 int pf_copy_file(const char *src, const char *dstdir, const char *name, pf_err *e)
 {
-    char tmp[NAME_MAX + 1];
-    int in = -1, dfd = -1, out = -1, rc = -1;
-    uint8_t *buf = NULL;
-    bool tmp_made = false;
-    pf_writeback wb = {0, 0};
-
-    if (pf_temp_name(tmp, sizeof tmp, name) != 0)
-        return pf_err_set(e, PF_EUSAGE, "%s: name too long", name);
+    int in = -1, dfd = -1, rc = -1;
     in = open(src, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (in < 0) {
         pf_err_sys(e, errno, "%s: cannot open", src);
@@ -320,19 +321,47 @@ int pf_copy_file(const char *src, const char *dstdir, const char *name, pf_err *
         pf_err_sys(e, errno, "%s: cannot open directory", dstdir);
         goto out;
     }
-    out = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    rc = pf_copy_fd_at(in, src, dfd, dstdir, name, 0644, e);
+out:
+    if (dfd >= 0)
+        close(dfd);
+    if (in >= 0)
+        close(in);
+    return rc;
+}
+
+int pf_copy_fd_at(int in, const char *src, int dfd, const char *dstdir, const char *name,
+                  mode_t mode, pf_err *e)
+{
+    char tmp[NAME_MAX + 1];
+    int out = -1, rc = -1;
+    uint8_t *buf = NULL;
+    bool tmp_made = false;
+    pf_writeback wb = {0, 0};
+    off_t at = 0;
+
+    if (pf_temp_name(tmp, sizeof tmp, name) != 0)
+        return pf_err_set(e, PF_EUSAGE, "%s: name too long", name);
+    out = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (out < 0) {
         pf_err_sys(e, errno, "%s/%s: cannot create", dstdir, tmp);
         goto out;
     }
     tmp_made = true;
+    if (set_mode(out, mode) != 0) {
+        pf_err_sys(e, errno, "%s/%s: chmod failed", dstdir, tmp);
+        goto out;
+    }
     buf = malloc(1u << 20);
     if (buf == NULL) {
         pf_err_set(e, PF_EENV, "out of memory");
         goto out;
     }
+    /* pread from the start: the caller may already have read from in */
     for (;;) {
-        ssize_t n = pf_read_full(in, buf, 1u << 20);
+        ssize_t n = pread(in, buf, 1u << 20, at);
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n < 0) {
             pf_err_sys(e, errno, "%s: read failed", src);
             goto out;
@@ -342,6 +371,7 @@ int pf_copy_file(const char *src, const char *dstdir, const char *name, pf_err *
         if (pf_write_all(out, buf, (size_t)n, name, e) != 0)
             goto out;
         pf_writeback_note(out, &wb, (size_t)n);
+        at += n;
     }
     if (fsync(out) != 0) {
         pf_err_sys(e, errno, "%s/%s: fsync failed", dstdir, tmp);
@@ -367,11 +397,118 @@ out:
         close(out);
     if (tmp_made)
         unlinkat(dfd, tmp, 0);
-    if (dfd >= 0)
-        close(dfd);
-    if (in >= 0)
-        close(in);
     return rc;
+}
+
+int pf_hash_fd(int fd, const char *what, uint8_t out[32], pf_err *e)
+{
+    crypto_generichash_state st;
+    uint8_t *buf = malloc(1u << 20);
+    off_t at = 0;
+    int rc = -1;
+    if (buf == NULL)
+        return pf_err_set(e, PF_EENV, "out of memory");
+    crypto_generichash_init(&st, NULL, 0, 32);
+    for (;;) {
+        ssize_t n = pread(fd, buf, 1u << 20, at);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            pf_err_sys(e, errno, "%s: read failed", what);
+            goto out;
+        }
+        if (n == 0)
+            break;
+        crypto_generichash_update(&st, buf, (size_t)n);
+        at += n;
+    }
+    crypto_generichash_final(&st, out, 32);
+    rc = 0;
+out:
+    free(buf);
+    return rc;
+}
+
+int pf_open_regular_at(int dirfd, const char *name, const char *what, struct stat *st, pf_err *e)
+{
+    /* O_NONBLOCK: a FIFO planted under a bundle's name must not hang us
+     * in open(); it is refused by the fstat below. */
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ELOOP)
+            return pf_err_set(e, PF_EREJECT, "%s: is a symbolic link; not followed", what);
+        return pf_err_sys(e, errno, "%s: cannot open", what);
+    }
+    if (fstat(fd, st) != 0) {
+        int err = errno;
+        close(fd);
+        return pf_err_sys(e, err, "%s: cannot stat", what);
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        return pf_err_set(e, PF_EREJECT, "%s: not a regular file (%s); not touched", what,
+                          S_ISDIR(st->st_mode)                           ? "a directory"
+                          : S_ISFIFO(st->st_mode)                        ? "a FIFO"
+                          : S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode) ? "a device"
+                          : S_ISSOCK(st->st_mode)                        ? "a socket"
+                                                                         : "not a file");
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+int pf_open_dir_at(int dirfd, const char *name, const char *what, pf_err *e)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ELOOP || errno == ENOTDIR)
+            return pf_err_set(e, PF_EREJECT, "%s: not a directory (a link is not followed)", what);
+        return pf_err_sys(e, errno, "%s: cannot open directory", what);
+    }
+    return fd;
+}
+
+int pf_mkdirs_at(int dirfd, const char *dirname, const char *rel, mode_t mode, pf_err *e)
+{
+    char part[NAME_MAX + 1], what[PATH_MAX];
+    int cur = dup(dirfd);
+    if (cur < 0)
+        return pf_err_sys(e, errno, "%s: cannot open directory", dirname);
+    snprintf(what, sizeof what, "%s", dirname);
+    for (const char *p = rel; *p != '\0';) {
+        const char *slash = strchr(p, '/');
+        size_t len = slash != NULL ? (size_t)(slash - p) : strlen(p);
+        if (len == 0 || len > NAME_MAX || (len == 1 && p[0] == '.') ||
+            (len == 2 && p[0] == '.' && p[1] == '.')) {
+            close(cur);
+            return pf_err_set(e, PF_EUSAGE, "%s/%s: bad directory name", dirname, rel);
+        }
+        memcpy(part, p, len);
+        part[len] = '\0';
+        size_t wl = strlen(what);
+        snprintf(what + wl, sizeof what - wl, "/%s", part);
+        if (mkdirat(cur, part, mode) == 0) {
+            if (pf_fsync_dirfd(cur, what, e) != 0) {
+                close(cur);
+                return -1;
+            }
+        } else if (errno != EEXIST) {
+            int err = errno;
+            close(cur);
+            return pf_err_sys(e, err, "%s: cannot create directory", what);
+        }
+        int next = pf_open_dir_at(cur, part, what, e);
+        close(cur);
+        if (next < 0)
+            return -1;
+        cur = next;
+        p += len;
+        while (*p == '/')
+            p++;
+    }
+    return cur;
 }
 
 int pf_hash_file(const char *path, uint8_t out[32], pf_err *e)

@@ -69,6 +69,28 @@ int pf_mkdir_p(const char *path, mode_t mode, pf_err *e);
  * replacing, fsync dir), in bounded memory. */
 int pf_copy_file(const char *src, const char *dstdir, const char *name, pf_err *e);
 
+/* The same from an open file (read with pread from offset 0, whatever its
+ * position) into dirfd, created with exactly mode: a copy is made from the
+ * descriptor that was checked, never by reopening a path. */
+int pf_copy_fd_at(int in, const char *src, int dirfd, const char *dstdir, const char *name,
+                  mode_t mode, pf_err *e);
+
+/* Opens NAME in dirfd for reading the way hostile directories need: never
+ * through a symbolic link, never blocking on a FIFO, and only a regular
+ * file (anything else: PF_EREJECT, closed untouched). Fills st. */
+struct stat;
+int pf_open_regular_at(int dirfd, const char *name, const char *what, struct stat *st, pf_err *e);
+
+/* Opens directory NAME in dirfd without following a link (PF_EREJECT). */
+int pf_open_dir_at(int dirfd, const char *name, const char *what, pf_err *e);
+
+/* mkdir -p of rel ("a/b") below dirfd, each component created or opened
+ * without following links; returns the last one's descriptor. */
+int pf_mkdirs_at(int dirfd, const char *dirname, const char *rel, mode_t mode, pf_err *e);
+
+/* BLAKE2b-256 of an open file from offset 0 (pread). */
+int pf_hash_fd(int fd, const char *what, uint8_t out[32], pf_err *e);
+
 /* BLAKE2b-256 of a whole file, streamed. */
 int pf_hash_file(const char *path, uint8_t out[32], pf_err *e);
 

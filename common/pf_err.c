@@ -105,3 +105,10 @@ void pf_failpoint(const char *name)
     if (atomic_fetch_add(&hits, 1) >= n)
         kill(getpid(), SIGKILL);
 }
+
+void pf_pausepoint(const char *name)
+{
+    const char *want = getenv("PCAPFERRY_PAUSEPOINT");
+    if (want != NULL && strcmp(want, name) == 0)
+        kill(getpid(), SIGSTOP);
+}

@@ -51,4 +51,9 @@ int pf_err_exit_code(enum pf_status status);
  * long-running process (the capture daemon) dies at a later one. */
 void pf_failpoint(const char *name);
 
+/* Race testing: when PCAPFERRY_PAUSEPOINT names this point, the process
+ * stops itself (SIGSTOP) right here, so a test can change the world (swap
+ * a file, plant a link) before it sends SIGCONT. */
+void pf_pausepoint(const char *name);
+
 #endif

@@ -343,9 +343,11 @@ int pf_import_main(int argc, char **argv)
             cli.verbosity = 1;
             break;
         case 'h':
+            free_settings(&cli);
             fputs(pf_import_usage, stdout);
             return 0;
         default:
+            free_settings(&cli);
             return pf_cli_usage("import", "bad option");
         }
     }

@@ -60,46 +60,92 @@ static int existing_row(void *ctx, sqlite3_stmt *st, pf_err *e)
     return 0;
 }
 
+/* Rejects what src holds. Only a header whose signature verified
+ * (authenticated) earns a signed "rejected" receipt and a place under its
+ * sensor's quarantine folder: about unauthenticated bytes nothing is
+ * signed, and what they claim is only quoted in the reason. */
+static int reject(pf_importer *imp, struct cand_list *l, const struct candidate *cand,
+                  const struct imp_source *src, const char *reason, bool equivocation,
+                  bool authenticated, pf_import_counts *c, pf_err *e)
+{
+    const pf_header *h = &cand->hdr;
+    uint8_t fh[32] = {0};
+    char why[1024];
+    c->rejected++;
+    if (!authenticated) {
+        snprintf(why, sizeof why, "%s (unauthenticated header claims sensor %s seq %" PRIu64 ")",
+                 reason, h->sensor, h->seq);
+        return imp_quarantine_bundle(imp, src, NULL, 0, why, false, NULL, e);
+    }
+    if (imp_quarantine_bundle(imp, src, h->sensor, h->seq, reason, equivocation, fh, e) != 0)
+        return -1;
+    if (!sodium_is_zero(fh, sizeof fh))
+        imp_note_receipt(imp, l, cand, h->sensor, h->seq, fh, PF_RCPT_REJECTED, reason);
+    return 0;
+}
+
 /* Returns 0 when the bundle was dealt with (imported, duplicate, rejected
- * or left for later), -1 for an error that stops the run. */
-static int import_one(pf_importer *imp, const struct candidate *cand, pf_import_counts *c,
-                      pf_err *e)
+ * or left for later), -1 for an error that stops the run. The file is
+ * opened once here; everything below reads that descriptor. */
+static int import_one(pf_importer *imp, struct cand_list *l, const struct candidate *cand,
+                      pf_import_counts *c, pf_err *e)
 {
     const pf_header *h = &cand->hdr;
     char hh[65], prefix[64];
     struct existing ex = {0};
+    struct imp_source src = {.fd = -1};
     pf_extracted x;
+    pf_header again;
     pf_err be;
-    int dirfd = -1, fd = -1, rc = -1;
+    int dirfd = -1, rc = -1;
     bool new_dir = false;
     struct plan *plan = NULL;
 
     memset(&x, 0, sizeof x);
+    pf_err_clear(&be);
+    if (imp_reopen(l, cand, &src, &be) != 0 ||
+        pf_bundle_read_header_fd(src.fd, cand->path, &again, NULL, &be) != 0 ||
+        sodium_memcmp(again.hash, h->hash, sizeof again.hash) != 0) {
+        /* gone, swapped or rewritten since the scan: the next run (or the
+         * next event) takes whatever is there then */
+        if (be.status == PF_EENV && be.sys_errno != ENOENT) {
+            *e = be;
+            goto out;
+        }
+        c->incomplete++;
+        imp_event(imp, PF_EV_WARN,
+                  "bundle=%s changed since it was scanned (%s); left for a later run", cand->path,
+                  be.msg[0] ? be.msg : "another header");
+        rc = 0;
+        goto out;
+    }
     imp_hex32(hh, h->hash);
     if (pf_db_query(&imp->db, e, existing_row, &ex,
                     "SELECT header_hash, bundle_hash FROM bundles WHERE sensor = ? AND seq = ?",
                     "su", h->sensor, h->seq) != 0)
-        return -1;
+        goto out;
     if (ex.found && strcmp(ex.header_hash, hh) == 0) {
         uint8_t bh[32], th[32];
         bool known = pf_unhex(bh, sizeof bh, ex.bundle_hash);
-        /* the same header on a damaged body: say so, do not count it as
-         * another copy of what arrived */
-        if (known && pf_bundle_trailer_hash(cand->path, th) == 0 &&
+        /* The same header bytes as one imported and verified: authentic.
+         * A damaged body: say so, do not count it as another copy. */
+        if (known && pf_bundle_trailer_hash_fd(src.fd, th) == 0 &&
             sodium_memcmp(th, bh, sizeof th) != 0) {
             c->rejected++;
-            imp_note_receipt(imp, h->sensor, cand->path, h->seq, bh, PF_RCPT_COMMITTED, NULL);
-            return imp_quarantine_bundle(imp, cand->path, h->sensor, 0,
-                                         "a damaged copy of a bundle already imported intact "
-                                         "(its trailer names another hash)",
-                                         false, e);
+            imp_note_receipt(imp, l, cand, h->sensor, h->seq, bh, PF_RCPT_COMMITTED, NULL);
+            rc = imp_quarantine_bundle(imp, &src, h->sensor, 0,
+                                       "a damaged copy of a bundle already imported intact "
+                                       "(its trailer names another hash)",
+                                       false, NULL, e);
+            goto out;
         }
         c->duplicates++;
         if (known) /* acknowledge again */
-            imp_note_receipt(imp, h->sensor, cand->path, h->seq, bh, PF_RCPT_COMMITTED, NULL);
+            imp_note_receipt(imp, l, cand, h->sensor, h->seq, bh, PF_RCPT_COMMITTED, NULL);
         imp_event(imp, PF_EV_DEBUG, "bundle=%s sensor=%s seq=%" PRIu64 " status=already-imported",
                   cand->path, h->sensor, h->seq);
-        return imp_delete_source(imp, h->sensor, cand->path, e);
+        rc = imp_delete_source(imp, h->sensor, &src, e);
+        goto out;
     }
     if (ex.found) {
         /* Same seq, other bundle. Signed by the sensor: equivocation. */
@@ -114,56 +160,67 @@ static int import_one(pf_importer *imp, const struct candidate *cand, pf_import_
                      "its counter was reset",
                      h->sensor, h->seq, ex.header_hash, hh);
             c->equivocations++;
-            c->rejected++;
-            return imp_quarantine_bundle(imp, cand->path, h->sensor, h->seq, reason, true, e);
+            rc = reject(imp, l, cand, &src, reason, true, true, c, e);
+            goto out;
         }
         if (be.status == PF_EENV) {
             *e = be;
-            return -1;
+            goto out;
         }
-        c->rejected++;
-        return imp_quarantine_bundle(imp, cand->path, h->sensor, h->seq, be.msg, false, e);
+        rc = reject(imp, l, cand, &src, be.msg, false, false, c, e);
+        goto out;
     }
 
     /* Trust and the header signature before anything is created for this
      * sensor: an untrusted sender gets no directory in INGEST. */
     pf_trust tr;
     pf_err_clear(&be);
-    if (pf_keyring_lookup(imp->o.keyring, h->signer_id, &tr, &be) != 0 ||
-        pf_trust_allows_seq(&tr, h->seq, &be) != 0 || pf_header_verify(h, tr.key.sign_pk, &be)) {
+    bool signed_ok = pf_keyring_lookup(imp->o.keyring, h->signer_id, &tr, &be) == 0 &&
+                     pf_header_verify(h, tr.key.sign_pk, &be) == 0;
+    if (!signed_ok || pf_trust_allows_seq(&tr, h->seq, &be) != 0) {
         if (be.status == PF_EENV) {
             *e = be;
-            return -1;
+            goto out;
         }
         pf_err_prefix(&be, "%s: ", cand->path);
-        c->rejected++;
-        return imp_quarantine_bundle(imp, cand->path, h->sensor, h->seq, be.msg, false, e);
+        /* a revoked key still authenticates its header: the rejection
+         * belongs to that sensor */
+        rc = reject(imp, l, cand, &src, be.msg, false, signed_ok, c, e);
+        goto out;
     }
     dirfd = imp_open_sensor_dir(imp, h->sensor, &new_dir, e);
     if (dirfd < 0)
-        return -1;
-    fd = open(cand->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        pf_err_sys(e, errno, "%s: cannot open", cand->path);
         goto out;
-    }
+    pf_pausepoint("import-judged");
     snprintf(prefix, sizeof prefix, "%s%010" PRIu64 "-", STAGE_PREFIX, h->seq);
     pf_err_clear(&be);
-    if (pf_bundle_extract(fd, cand->path, imp->o.central, imp->o.keyring, dirfd, prefix, &x, &be) !=
-        0) {
+    if (pf_bundle_extract(src.fd, cand->path, imp->o.central, imp->o.keyring, dirfd, prefix, &x,
+                          &be) != 0) {
         if (be.status == PF_EINCOMPLETE) {
             c->incomplete++;
             imp_event(imp, PF_EV_DEBUG, "bundle=%s status=incomplete (%s); left for a later run",
                       cand->path, be.msg);
             rc = 0;
         } else if (be.status == PF_EREJECT) {
-            c->rejected++;
-            rc = imp_quarantine_bundle(imp, cand->path, h->sensor, h->seq, be.msg, false, e);
+            rc = reject(imp, l, cand, &src, be.msg, false, true, c, e);
         } else {
             if (pf_err_is_nospace(&be))
                 be.status = PF_EINCOMPLETE;
             *e = be;
         }
+        goto out;
+    }
+    /* What was extracted must be the header that was judged above (the
+     * file's owner can rewrite it in place between two reads). */
+    if (sodium_memcmp(x.hdr.hash, h->hash, sizeof h->hash) != 0) {
+        for (size_t i = 0; i < x.manifest->nfiles; i++)
+            unlinkat(dirfd, x.staged[i], 0);
+        c->incomplete++;
+        imp_event(imp, PF_EV_WARN,
+                  "bundle=%s was rewritten while it was read; nothing delivered, left for a "
+                  "later run",
+                  cand->path);
+        rc = 0;
         goto out;
     }
     plan = calloc(x.manifest->nfiles + 1, sizeof *plan);
@@ -179,12 +236,12 @@ static int import_one(pf_importer *imp, const struct candidate *cand, pf_import_
         goto out;
     }
     c->imported++;
-    imp_note_receipt(imp, h->sensor, cand->path, h->seq, x.bundle_hash, PF_RCPT_COMMITTED, NULL);
+    imp_note_receipt(imp, l, cand, h->sensor, h->seq, x.bundle_hash, PF_RCPT_COMMITTED, NULL);
     imp_event(imp, PF_EV_INFO,
               "bundle=%s sensor=%s seq=%" PRIu64 " status=imported files=%zu packets=%" PRIu64,
               cand->path, h->sensor, h->seq, x.manifest->nfiles,
               pf_manifest_total_packets(x.manifest));
-    rc = imp_delete_source(imp, h->sensor, cand->path, e);
+    rc = imp_delete_source(imp, h->sensor, &src, e);
 out:
     if (rc != 0 && x.staged != NULL && plan != NULL) {
         /* A failure before the intent was recorded leaves staged files that
@@ -206,8 +263,8 @@ out:
     }
     free(plan);
     pf_extracted_clear(&x);
-    if (fd >= 0)
-        close(fd);
+    if (src.fd >= 0)
+        close(src.fd);
     if (dirfd >= 0)
         close(dirfd);
     return rc;
@@ -225,6 +282,7 @@ pf_importer *pf_importer_open(const pf_import_opts *o, pf_err *e)
     }
     imp->o = *o;
     imp->lock_fd = -1;
+    imp->quarantine_fd = -1;
     if (o->quarantine_dir != NULL)
         snprintf(imp->quarantine, sizeof imp->quarantine, "%s", o->quarantine_dir);
     else
@@ -255,6 +313,15 @@ pf_importer *pf_importer_open(const pf_import_opts *o, pf_err *e)
     }
     if (pf_db_open(&imp->db, o->state_dir, e) != 0)
         goto fail;
+    /* Everything the quarantine holds is reached through this descriptor
+     * and below it without following links. */
+    if (pf_mkdir_p(imp->quarantine, 0750, e) != 0)
+        goto fail;
+    imp->quarantine_fd = open(imp->quarantine, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (imp->quarantine_fd < 0) {
+        pf_err_sys(e, errno, "%s: cannot open quarantine directory", imp->quarantine);
+        goto fail;
+    }
     if (imp_recover(imp, e) != 0)
         goto fail;
     return imp;
@@ -268,13 +335,15 @@ void pf_importer_close(pf_importer *imp)
     if (imp == NULL)
         return;
     pf_db_close(&imp->db);
+    if (imp->quarantine_fd >= 0)
+        close(imp->quarantine_fd);
     if (imp->lock_fd >= 0)
         close(imp->lock_fd);
     free(imp);
 }
 
-int pf_importer_run(pf_importer *imp, char *const *sources, size_t n, pf_import_counts *c,
-                    pf_err *e)
+static int run_specs(pf_importer *imp, const struct imp_source_spec *specs, size_t n,
+                     pf_import_counts *c, pf_err *e)
 {
     struct cand_list l = {0};
     pf_import_progress prog = {0};
@@ -282,13 +351,14 @@ int pf_importer_run(pf_importer *imp, char *const *sources, size_t n, pf_import_
 
     if (imp_retry_execs(imp, c, e) != 0)
         goto out;
-    if (imp_collect(imp, sources, n, &l, c, e) != 0)
+    if (imp_collect(imp, specs, n, &l, c, e) != 0)
         goto out;
+    pf_pausepoint("import-scanned");
     prog.total = l.n;
     for (size_t i = 0; i < l.n; i++)
         prog.bytes_total += l.v[i].size;
     for (size_t i = 0; i < l.n; i++) {
-        if (import_one(imp, &l.v[i], c, e) != 0)
+        if (import_one(imp, &l, &l.v[i], c, e) != 0)
             goto out;
         prog.done++;
         prog.bytes_done += l.v[i].size;
@@ -300,10 +370,30 @@ out:
     /* also after an error: what was committed is acknowledged */
     pf_err ae;
     pf_err_clear(&ae);
-    if (imp_acknowledge(imp, c, &ae) != 0 && rc == 0) {
+    if (imp_acknowledge(imp, &l, c, &ae) != 0 && rc == 0) {
         *e = ae;
         rc = -1;
     }
     imp_cand_list_free(&l);
     return rc;
+}
+
+int pf_importer_run(pf_importer *imp, char *const *sources, size_t n, pf_import_counts *c,
+                    pf_err *e)
+{
+    struct imp_source_spec *specs = calloc(n + 1, sizeof *specs);
+    if (specs == NULL)
+        return pf_err_set(e, PF_EENV, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        specs[i].root = sources[i];
+    int rc = run_specs(imp, specs, n, c, e);
+    free(specs);
+    return rc;
+}
+
+int pf_importer_run_below(pf_importer *imp, const char *root, const char *rel, pf_import_counts *c,
+                          pf_err *e)
+{
+    struct imp_source_spec spec = {root, rel};
+    return run_specs(imp, &spec, 1, c, e);
 }

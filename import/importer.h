@@ -56,6 +56,11 @@ void pf_importer_close(pf_importer *imp);
 int pf_importer_run(pf_importer *imp, char *const *sources, size_t n, pf_import_counts *c,
                     pf_err *e);
 
+/* The same for the one file rel below the source directory root (a
+ * --watch event): rel is walked from root without following any link. */
+int pf_importer_run_below(pf_importer *imp, const char *root, const char *rel, pf_import_counts *c,
+                          pf_err *e);
+
 /* One line through the importer's event callback (for the --watch loop). */
 void pf_importer_log(pf_importer *imp, enum pf_event_level level, const char *msg);
 

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "bundle/bundle.h"
 #include "bundle/receipt.h"
@@ -17,11 +18,14 @@
 #define MAX_SCAN_DEPTH 8
 #define STAGE_PREFIX   ".pcapferry-"
 
+/* Where export writes bundles on a stick: DEST/pcapferry/<sensor>/. */
+#define IMP_EXPORT_DIR "pcapferry"
+
 /* Receipts of one run, one per sensor, and where they go back. */
 #define MAX_RECEIPT_ROOTS 8
 struct receipt_set {
     pf_receipt *r;
-    char *roots[MAX_RECEIPT_ROOTS]; /* export layouts the bundles came from */
+    int roots[MAX_RECEIPT_ROOTS]; /* export layouts (source dir indexes) */
     size_t nroots;
     bool write_failed; /* some copy of this sensor's receipt is missing */
 };
@@ -30,13 +34,17 @@ struct receipt_set {
  * receipt that cannot be written (a full stick) leaves the bundle for the
  * next run to acknowledge again, instead of losing the acknowledgment. */
 struct pending_delete {
-    char *path;
+    int dirfd; /* borrowed from the run's source list */
+    char *name, *path;
+    dev_t dev;
+    ino_t ino;
     char sensor[PF_NAME_MAX + 1];
 };
 
 struct pf_importer {
     pf_import_opts o;
     char quarantine[PATH_MAX];
+    int quarantine_fd;
     int lock_fd;
     pf_db db;
     struct receipt_set *rs;
@@ -45,8 +53,20 @@ struct pf_importer {
     size_t npd;
 };
 
+/* A directory below a source, held open for the run. */
+struct src_dir {
+    int fd;
+    char *path;  /* for messages */
+    long parent; /* index; -1 a source root (parent not opened yet), -2 none */
+    char name[NAME_MAX + 1];
+};
+
 struct candidate {
-    char *path;
+    size_t dir; /* in cand_list.dirs */
+    char *name; /* in that directory */
+    char *path; /* for messages and the state */
+    dev_t dev;  /* the file the header was read from */
+    ino_t ino;
     pf_header hdr;
     uint64_t size;
 };
@@ -54,6 +74,25 @@ struct candidate {
 struct cand_list {
     struct candidate *v;
     size_t n, cap;
+    struct src_dir *dirs;
+    size_t ndirs, capdirs;
+};
+
+/* One source file, opened once: every later step reads fd, and names are
+ * used only relative to dirfd (and only after imp_same_file). */
+struct imp_source {
+    int dirfd;
+    const char *name;
+    const char *path;
+    int fd;
+    struct stat st;
+};
+
+/* A source as given: a path (the operator's: resolved as given), and
+ * optionally one file below it (walked without following links). */
+struct imp_source_spec {
+    const char *root;
+    const char *rel;
 };
 
 void imp_event(pf_importer *imp, enum pf_event_level level, const char *fmt, ...)
@@ -69,23 +108,36 @@ int64_t imp_now_s(void);
 /* sources.c: every bundle file under the sources, headers read, in
  * delivery order (sensor, seq). Unreadable headers are counted and
  * quarantined there. */
-int imp_collect(pf_importer *imp, char *const *sources, size_t n, struct cand_list *l,
-                pf_import_counts *c, pf_err *e);
+int imp_collect(pf_importer *imp, const struct imp_source_spec *specs, size_t n,
+                struct cand_list *l, pf_import_counts *c, pf_err *e);
 void imp_cand_list_free(struct cand_list *l);
+/* Opens cand again (PF_EINCOMPLETE when its name now holds another file). */
+int imp_reopen(const struct cand_list *l, const struct candidate *cand, struct imp_source *src,
+               pf_err *e);
+/* Does src's name still hold the file src->fd reads? */
+bool imp_same_file(const struct imp_source *src);
+long imp_dir_parent(struct cand_list *l, size_t i);
+int imp_export_root(struct cand_list *l, const struct candidate *cand);
 
 /* quarantine.c */
-int imp_quarantine_bundle(pf_importer *imp, const char *path, const char *sensor, uint64_t seq,
-                          const char *reason, bool equivocation, pf_err *e);
+/* Copies a rejected source into QUARANTINE/<sensor>/ (0640, ours: the
+ * source's owner keeps no hold on the evidence) and removes it from the
+ * source. hash (may be NULL) receives the BLAKE2b-256 of what was kept. */
+int imp_quarantine_bundle(pf_importer *imp, const struct imp_source *src, const char *sensor,
+                          uint64_t seq, const char *reason, bool equivocation, uint8_t hash[32],
+                          pf_err *e);
 int imp_hold_file(pf_importer *imp, int dirfd, const char *sensor, uint64_t seq, size_t nth,
                   const char *stage, const char *orig, const char *reason, char *held_as,
                   size_t cap, pf_err *e);
 
 /* receipts.c: receipts are gathered during a run and written, with the
  * --delete-source deletions they allow, at its end. */
-void imp_note_receipt(pf_importer *imp, const char *sensor, const char *path, uint64_t seq,
-                      const uint8_t hash[32], enum pf_receipt_status st, const char *reason);
-int imp_delete_source(pf_importer *imp, const char *sensor, const char *path, pf_err *e);
-int imp_acknowledge(pf_importer *imp, pf_import_counts *c, pf_err *e);
+void imp_note_receipt(pf_importer *imp, struct cand_list *l, const struct candidate *cand,
+                      const char *sensor, uint64_t seq, const uint8_t hash[32],
+                      enum pf_receipt_status st, const char *reason);
+int imp_delete_source(pf_importer *imp, const char *sensor, const struct imp_source *src,
+                      pf_err *e);
+int imp_acknowledge(pf_importer *imp, struct cand_list *l, pf_import_counts *c, pf_err *e);
 
 /* deliver.c */
 int imp_open_sensor_dir(pf_importer *imp, const char *sensor, bool *created, pf_err *e);

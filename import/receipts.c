@@ -13,10 +13,13 @@
 
 #include "common/fsutil.h"
 
-/* A bundle found at ROOT/pcapferry/<sensor>/NAME came from an export to
- * removable media: its receipt goes back to ROOT/pcapferry-receipts/. */
-void imp_note_receipt(pf_importer *imp, const char *sensor, const char *path, uint64_t seq,
-                      const uint8_t hash[32], enum pf_receipt_status st, const char *reason)
+/* Gathers what this run says to a sensor. A bundle found at
+ * ROOT/pcapferry/<sensor>/NAME came from an export to removable media: its
+ * receipt also goes back to ROOT/pcapferry-receipts/<sensor>/, written
+ * through ROOT's descriptor. */
+void imp_note_receipt(pf_importer *imp, struct cand_list *l, const struct candidate *cand,
+                      const char *sensor, uint64_t seq, const uint8_t hash[32],
+                      enum pf_receipt_status st, const char *reason)
 {
     pf_err e;
     struct receipt_set *set = NULL;
@@ -37,33 +40,26 @@ void imp_note_receipt(pf_importer *imp, const char *sensor, const char *path, ui
         imp->nrs++;
     }
     pf_receipt_add(set->r, seq, hash, st, reason, &e);
-    char marker[PF_NAME_MAX + 16];
-    snprintf(marker, sizeof marker, "/pcapferry/%s/", sensor);
-    const char *at = strstr(path, marker);
-    if (at == NULL || set->nroots >= MAX_RECEIPT_ROOTS)
+    int root = imp_export_root(l, cand);
+    if (root < 0 || set->nroots >= MAX_RECEIPT_ROOTS)
         return;
-    char *root = at == path ? strdup("/") : strndup(path, (size_t)(at - path));
-    for (size_t i = 0; root != NULL && i < set->nroots; i++)
-        if (strcmp(set->roots[i], root) == 0) {
-            free(root);
+    for (size_t i = 0; i < set->nroots; i++)
+        if (set->roots[i] == root)
             return;
-        }
-    if (root != NULL)
-        set->roots[set->nroots++] = root;
+    set->roots[set->nroots++] = root;
 }
 
-static int delete_now(const char *path, pf_err *e)
+static int delete_now(const struct pending_delete *d, pf_err *e)
 {
-    char dir[PATH_MAX];
-    if (unlink(path) != 0 && errno != ENOENT) /* reached twice through nested sources */
-        return pf_err_sys(e, errno, "%s: cannot delete source", path);
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash != NULL) {
-        *slash = '\0';
-        return pf_fsync_dir(dir[0] ? dir : "/", e);
-    }
-    return pf_fsync_dir(".", e);
+    struct stat now;
+    /* only the file that was imported, even if the name was reused */
+    if (fstatat(d->dirfd, d->name, &now, AT_SYMLINK_NOFOLLOW) != 0)
+        return 0; /* gone already (reached twice through nested sources) */
+    if (!S_ISREG(now.st_mode) || now.st_dev != d->dev || now.st_ino != d->ino)
+        return pf_err_set(e, PF_EENV, "%s: now holds another file; not deleted", d->path);
+    if (unlinkat(d->dirfd, d->name, 0) != 0 && errno != ENOENT)
+        return pf_err_sys(e, errno, "%s: cannot delete source", d->path);
+    return pf_fsync_dirfd(d->dirfd, d->path, e);
 }
 
 static bool receipt_failed_for(const pf_importer *imp, const char *sensor)
@@ -74,38 +70,66 @@ static bool receipt_failed_for(const pf_importer *imp, const char *sensor)
     return false;
 }
 
+static int write_one(pf_importer *imp, struct receipt_set *set, int basefd, const char *base,
+                     const char *rel, pf_import_counts *c)
+{
+    char dir[PATH_MAX], name[NAME_MAX + 1];
+    pf_err re;
+    pf_err_clear(&re);
+    snprintf(dir, sizeof dir, "%s/%s", base, rel);
+    int dfd = pf_mkdirs_at(basefd, base, rel, 0755, &re);
+    if (dfd >= 0 &&
+        pf_receipt_write_at(set->r, imp->o.central, dfd, dir, name, sizeof name, &re) == 0) {
+        imp_event(imp, PF_EV_INFO, "receipt=%s/%s sensor=%s bundles=%zu", dir, name, set->r->sensor,
+                  set->r->n);
+        close(dfd);
+        return 0;
+    }
+    if (dfd >= 0)
+        close(dfd);
+    set->write_failed = true;
+    if (c != NULL)
+        c->receipts_failed++;
+    imp_event(imp, PF_EV_ERROR, "could not write a receipt to %s: %s", dir, re.msg);
+    return -1;
+}
+
 /* Writes the receipts of the run, then deletes the sources (--delete-source)
  * whose sensor's receipts were all written. Counts what failed; returns -1
  * (e set) only when a deletion failed. */
-int imp_acknowledge(pf_importer *imp, pf_import_counts *c, pf_err *e)
+int imp_acknowledge(pf_importer *imp, struct cand_list *l, pf_import_counts *c, pf_err *e)
 {
     int rc = 0;
+    int rfd = -1;
+    if (imp->o.receipts_dir != NULL && imp->nrs > 0) {
+        pf_err re;
+        pf_err_clear(&re);
+        /* the operator's own directory: made as named */
+        if (pf_mkdir_p(imp->o.receipts_dir, 0755, &re) == 0)
+            rfd = open(imp->o.receipts_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
     for (size_t i = 0; i < imp->nrs; i++) {
         struct receipt_set *set = &imp->rs[i];
-        char dir[PATH_MAX], name[NAME_MAX + 1];
-        for (size_t k = 0; k <= set->nroots; k++) {
-            pf_err re;
-            pf_err_clear(&re);
-            if (k < set->nroots)
-                snprintf(dir, sizeof dir, "%s/%s/%s", set->roots[k], PF_RECEIPTS_DIR,
-                         set->r->sensor);
-            else if (imp->o.receipts_dir != NULL)
-                snprintf(dir, sizeof dir, "%s/%s", imp->o.receipts_dir, set->r->sensor);
-            else
-                continue;
-            if (set->r->n == 0)
-                continue;
-            if (pf_receipt_write(set->r, imp->o.central, dir, name, sizeof name, &re) == 0) {
-                imp_event(imp, PF_EV_INFO, "receipt=%s/%s sensor=%s bundles=%zu", dir, name,
-                          set->r->sensor, set->r->n);
+        char rel[PF_NAME_MAX + sizeof PF_RECEIPTS_DIR + 2];
+        if (set->r->n == 0)
+            continue;
+        snprintf(rel, sizeof rel, "%s/%s", PF_RECEIPTS_DIR, set->r->sensor);
+        for (size_t k = 0; k < set->nroots; k++)
+            write_one(imp, set, l->dirs[set->roots[k]].fd, l->dirs[set->roots[k]].path, rel, c);
+        if (imp->o.receipts_dir != NULL) {
+            if (rfd >= 0) {
+                write_one(imp, set, rfd, imp->o.receipts_dir, set->r->sensor, c);
             } else {
                 set->write_failed = true;
                 if (c != NULL)
                     c->receipts_failed++;
-                imp_event(imp, PF_EV_ERROR, "could not write a receipt to %s: %s", dir, re.msg);
+                imp_event(imp, PF_EV_ERROR, "could not write a receipt to %s: cannot open it",
+                          imp->o.receipts_dir);
             }
         }
     }
+    if (rfd >= 0)
+        close(rfd);
     for (size_t i = 0; i < imp->npd; i++) {
         struct pending_delete *d = &imp->pd[i];
         if (receipt_failed_for(imp, d->sensor)) {
@@ -113,42 +137,46 @@ int imp_acknowledge(pf_importer *imp, pf_import_counts *c, pf_err *e)
         } else {
             pf_err de;
             pf_err_clear(&de);
-            if (delete_now(d->path, &de) != 0 && rc == 0) {
+            if (delete_now(d, &de) != 0 && rc == 0) {
                 *e = de;
                 rc = -1;
             }
         }
         free(d->path);
+        free(d->name);
     }
     free(imp->pd);
     imp->pd = NULL;
     imp->npd = 0;
-    for (size_t i = 0; i < imp->nrs; i++) {
+    for (size_t i = 0; i < imp->nrs; i++)
         pf_receipt_free(imp->rs[i].r);
-        for (size_t k = 0; k < imp->rs[i].nroots; k++)
-            free(imp->rs[i].roots[k]);
-    }
     free(imp->rs);
     imp->rs = NULL;
     imp->nrs = 0;
     return rc;
 }
 
-int imp_delete_source(pf_importer *imp, const char *sensor, const char *path, pf_err *e)
+int imp_delete_source(pf_importer *imp, const char *sensor, const struct imp_source *src, pf_err *e)
 {
     if (!imp->o.delete_source)
         return 0;
     struct pending_delete *g = realloc(imp->pd, (imp->npd + 1) * sizeof *g);
-    char *copy = strdup(path);
-    if (g == NULL || copy == NULL) {
-        free(copy);
-        if (g != NULL)
-            imp->pd = g;
+    if (g == NULL)
+        return pf_err_set(e, PF_EENV, "out of memory");
+    imp->pd = g;
+    struct pending_delete *d = &imp->pd[imp->npd];
+    memset(d, 0, sizeof *d);
+    d->dirfd = src->dirfd;
+    d->dev = src->st.st_dev;
+    d->ino = src->st.st_ino;
+    d->path = strdup(src->path);
+    d->name = strdup(src->name);
+    if (d->path == NULL || d->name == NULL) {
+        free(d->path);
+        free(d->name);
         return pf_err_set(e, PF_EENV, "out of memory");
     }
-    imp->pd = g;
-    imp->pd[imp->npd].path = copy;
-    snprintf(imp->pd[imp->npd].sensor, sizeof imp->pd[imp->npd].sensor, "%s", sensor);
+    snprintf(d->sensor, sizeof d->sensor, "%s", sensor);
     imp->npd++;
     return 0;
 }

@@ -48,20 +48,28 @@ static int pending_row(void *ctx, sqlite3_stmt *st, pf_err *e)
     return 0;
 }
 
+/* Staging files a killed run left in INGEST/<sensor>/. Arkime's account may
+ * write there: sensor directories are opened without following links. */
 static int remove_stale_staging(pf_importer *imp, pf_err *e)
 {
-    DIR *d = opendir(imp->o.ingest_dir);
-    if (d == NULL)
+    int ifd = open(imp->o.ingest_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = ifd >= 0 ? fdopendir(ifd) : NULL;
+    if (d == NULL) {
+        if (ifd >= 0)
+            close(ifd);
         return pf_err_sys(e, errno, "%s: cannot read ingest directory", imp->o.ingest_dir);
+    }
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.' || !pf_name_valid(de->d_name))
             continue;
-        char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/%s", imp->o.ingest_dir, de->d_name);
-        DIR *s = opendir(path);
-        if (s == NULL)
+        int sfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        DIR *s = sfd >= 0 ? fdopendir(sfd) : NULL;
+        if (s == NULL) {
+            if (sfd >= 0)
+                close(sfd);
             continue;
+        }
         struct dirent *f;
         while ((f = readdir(s)) != NULL) {
             size_t len = strlen(f->d_name);

@@ -43,7 +43,7 @@ expect=(
     '^ +8819$'
     '/plant-a-0000000004-1-20231114T221600Z\.pcap: OK$'
     ': REJECTED: header signature is invalid'
-    'status=rejected reason=.* quarantined=.*/quarantine/plant-a/'
+    'status=rejected reason=.* quarantined=.*/quarantine/unknown/'
     '^ +rejected: header signature is invalid'
     '\(exit status 1, as expected\)'
     '^ +generated \(pcapgen; live: sent\) +9000$'

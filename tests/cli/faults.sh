@@ -490,7 +490,7 @@ FAULTIO_PATH=$IOB/$B2 FAULTIO_OPS=read,pread FAULTIO_AFTER=2 FAULTIO_LOG=$E3/fau
     --key "$CENTRAL_KEY" --keyring "$KEYRING" --state "$E3/state" --ingest "$E3/ingest" \
     --settle-ms 0 "$IOB"
 cp "$PF_ERR" "$E3/read.log"
-expect_true "the shim failed a read of $B2" -- grep -q "^read.* $IOB/$B2 " "$E3/faults"
+expect_true "the shim failed a read of $B2" -- grep -Eq "^p?read.* $IOB/$B2 " "$E3/faults"
 expect_true "source read EIO: non-zero exit ($PF_RC), not 1 (rejected)" -- \
     test "$PF_RC" != 0 -a "$PF_RC" != 1
 expect_stderr_contains "Input/output error"

@@ -428,9 +428,14 @@ UB=$BUNDLE
 imp 1 "$ST5" "$ING5" "$T/src5c"
 expect_stderr_contains "not trusted"
 expect_summary "0 new, 0 already imported, 1 rejected, 1 gaps (0 files delivered, 0 held, 0 incomplete bundles)"
-expect_same_file "quarantined under QUARANTINE/rogue-01" "$T/pristine5/$(basename "$UB")" \
-    "$Q5/rogue-01/$(basename "$UB")"
-expect_true ".reason says not trusted" -- grep -q "not trusted" "$Q5/rogue-01/$(basename "$UB").reason"
+# An untrusted key authenticates nothing: its bundle is nobody's, and what
+# its header claims is only quoted.
+expect_same_file "quarantined under QUARANTINE/unknown" "$T/pristine5/$(basename "$UB")" \
+    "$Q5/unknown/$(basename "$UB")"
+expect_true ".reason says not trusted" -- grep -q "not trusted" "$Q5/unknown/$(basename "$UB").reason"
+expect_true ".reason quotes the claim" -- \
+    grep -q "unauthenticated header claims sensor rogue-01 seq 1" "$Q5/unknown/$(basename "$UB").reason"
+expect_no_files "no quarantine folder for an unauthenticated name" "$Q5/rogue-01"
 expect_no_files "nothing delivered for rogue-01" "$ING5/rogue-01"
 expect_no_staging "$ING5"
 
@@ -490,7 +495,8 @@ expect_eq "quarantine unchanged" "$q_before" "$(tree_state "$Q5")"
 expect_eq "the source is left as it was" "$src_before" "$(tree_state "$T/src5g")"
 expect_exit 0 -- "$PCAPFERRY" import --status --json --state "$ST5"
 cp "$PF_OUT" "$T/status5.json"
-expect_eq "--status: rejections of unknown sensors count under 'unknown'" 1 \
+# the garbage file (5f) and the untrusted rogue-01 (5c): neither authenticated
+expect_eq "--status: rejections of unknown sensors count under 'unknown'" 2 \
     "$(jq -r '.[] | select(.sensor == "unknown") | .quarantined' "$T/status5.json")"
 expect_eq "--status: $R has 3 quarantined bundles" 3 \
     "$(jq -r --arg s "$R" '.[] | select(.sensor == $s) | .quarantined' "$T/status5.json")"
