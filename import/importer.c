@@ -20,6 +20,7 @@
 #include "common/fsutil.h"
 #include "import/arkime.h"
 #include "import/db.h"
+#include "import/identity.h"
 
 #define MAX_SCAN_DEPTH 8
 #define STAGE_PREFIX   ".pcapferry-"
@@ -771,6 +772,19 @@ static int import_one(pf_importer *imp, const struct candidate *cand, pf_import_
 
     memset(&x, 0, sizeof x);
     hex32(hh, h->hash);
+    /* Issue 12: the header's sensor name must be its key's pinned name
+     * before (sensor, seq) means anything (import/identity.c). */
+    char blame[PF_NAME_MAX + 1];
+    pf_err_clear(&be);
+    if (pf_identity_check_name(imp->o.keyring, h, blame, &be) != 0) {
+        if (be.status == PF_EENV) {
+            *e = be;
+            return -1;
+        }
+        pf_err_prefix(&be, "%s: ", cand->path);
+        c->rejected++;
+        return quarantine_bundle(imp, cand->path, blame, 0, be.msg, false, e);
+    }
     if (pf_db_query(&imp->db, e, existing_row, &ex,
                     "SELECT header_hash, bundle_hash FROM bundles WHERE sensor = ? AND seq = ?",
                     "su", h->sensor, h->seq) != 0)
@@ -823,12 +837,21 @@ static int import_one(pf_importer *imp, const struct candidate *cand, pf_import_
     /* Trust and the header signature before anything is created for this
      * sensor: an untrusted sender gets no directory in INGEST. */
     pf_trust tr;
+    uint8_t vouched[PF_HASH_BYTES];
+    bool has_vouched = false;
     pf_err_clear(&be);
     if (pf_keyring_lookup(imp->o.keyring, h->signer_id, &tr, &be) != 0 ||
-        pf_trust_allows_seq(&tr, h->seq, &be) != 0 || pf_header_verify(h, tr.key.sign_pk, &be)) {
+        pf_header_verify(h, tr.key.sign_pk, &be) != 0 ||
+        pf_identity_check_revocation(&imp->db, &tr, cand->path, h, vouched, &has_vouched, &be) !=
+            0) {
         if (be.status == PF_EENV) {
             *e = be;
             return -1;
+        }
+        if (be.status == PF_EINCOMPLETE) { /* a revoked key's bundle not vouched for yet */
+            c->incomplete++;
+            event(imp, PF_EV_WARN, "bundle=%s status=waiting (%s)", cand->path, be.msg);
+            return 0;
         }
         pf_err_prefix(&be, "%s: ", cand->path);
         c->rejected++;
@@ -844,8 +867,8 @@ static int import_one(pf_importer *imp, const struct candidate *cand, pf_import_
     }
     snprintf(prefix, sizeof prefix, "%s%010" PRIu64 "-", STAGE_PREFIX, h->seq);
     pf_err_clear(&be);
-    if (pf_bundle_extract(fd, cand->path, imp->o.central, imp->o.keyring, dirfd, prefix, &x, &be) !=
-        0) {
+    if (pf_bundle_extract_vouched(fd, cand->path, imp->o.central, imp->o.keyring,
+                                  has_vouched ? vouched : NULL, dirfd, prefix, &x, &be) != 0) {
         if (be.status == PF_EINCOMPLETE) {
             c->incomplete++;
             event(imp, PF_EV_DEBUG, "bundle=%s status=incomplete (%s); left for a later run",
