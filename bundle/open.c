@@ -235,6 +235,7 @@ int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central
     bool have_manifest = false, have_sig = false;
     pf_trust *trustp = NULL;
     bool need_vouch = false;
+    uint8_t vouched_bh[PF_HASH_BYTES];
     struct reader r = {.e = e};
     int rc = -1;
 
@@ -263,7 +264,7 @@ int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central
     if (need_vouch) {
         /* The whole file is hashed before anything is decrypted: the
          * holder of a revoked key must not get its content parsed. */
-        uint8_t bh[PF_HASH_BYTES];
+        uint8_t *bh = vouched_bh;
         if (pf_bundle_fd_hash(fd, what, bh, e) != 0)
             goto out;
         if (!pf_trust_hash_allowed(trust, bh) &&
@@ -414,6 +415,13 @@ int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central
     mraw = NULL;
     memcpy(out->manifest_sig, sig, PF_SIG_BYTES);
     pf_unsealer_result(u, out->bundle_hash, &out->bundle_bytes);
+    /* The bytes decrypted must be the bytes vouched for, even if someone
+     * rewrote the file between the two passes. */
+    if (need_vouch && sodium_memcmp(out->bundle_hash, vouched_bh, PF_HASH_BYTES) != 0) {
+        pf_err_set(e, PF_EREJECT, "%s: changed while it was read (not the bundle vouched for)",
+                   what);
+        goto out;
+    }
     rc = 0;
 out:
     if (a != NULL)
