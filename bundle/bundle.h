@@ -82,14 +82,36 @@ void pf_extracted_clear(pf_extracted *x);
 __attribute__((warn_unused_result)) int
 pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const char *keyring,
                   int stage_dirfd, const char *stage_prefix, pf_extracted *out, pf_err *e);
+/* The same, where `vouched` (NULL: none) is a bundle hash the caller's own
+ * state vouches for, e.g. the importer's hash chain: a bundle of a key
+ * revoked after seq N with seq <= N is accepted only when its hash, computed
+ * before anything is decrypted, is vouched for here or in the revocation. */
+__attribute__((warn_unused_result)) int
+pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central, const char *keyring,
+                          const uint8_t *vouched, int stage_dirfd, const char *stage_prefix,
+                          pf_extracted *out, pf_err *e);
 
 /* bundle open: extract into outdir, all or nothing. */
 __attribute__((warn_unused_result)) int pf_bundle_open(const char *path, const pf_seckey *central,
                                                        const char *keyring, const char *outdir,
                                                        pf_extracted *out, pf_err *e);
 
-/* Public-key verification: complete, unmodified, signed by a trusted and
- * unrevoked sensor. No secret key involved. */
+/* Trust for every central path (verify, open, import): the signing key is
+ * a trusted sensor key, the header's sensor name is the one that key is
+ * pinned to, and its revocation does not refuse the seq outright. Sets
+ * *need_vouch when the bundle's hash must also be vouched for. Checks
+ * the header signature (and only that one). */
+__attribute__((warn_unused_result)) int pf_bundle_trust(const char *keyring, const pf_header *h,
+                                                        pf_trust *t, bool *need_vouch, pf_err *e);
+/* The error for a revoked key's bundle that nothing vouches for. */
+int pf_bundle_not_vouched(const char *what, const pf_trust *t, const pf_header *h, pf_err *e);
+/* The bundle hash of the complete bundle on fd (pread: the offset does not
+ * move); PF_EINCOMPLETE when no trailer ends the file. */
+int pf_bundle_fd_hash(int fd, const char *what, uint8_t hash[PF_HASH_BYTES], pf_err *e);
+
+/* Public-key verification: complete, unmodified, signed by a trusted
+ * sensor under its pinned name, and not refused by a revocation. No secret
+ * key involved. */
 typedef struct pf_verified {
     pf_header hdr;
     uint8_t bundle_hash[PF_HASH_BYTES];

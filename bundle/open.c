@@ -218,6 +218,14 @@ static int check_against_manifest(const pf_manifest *m, const struct staged *st,
 int pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const char *keyring,
                       int stage_dirfd, const char *stage_prefix, pf_extracted *out, pf_err *e)
 {
+    return pf_bundle_extract_vouched(fd, what, central, keyring, NULL, stage_dirfd, stage_prefix,
+                                     out, e);
+}
+
+int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central,
+                              const char *keyring, const uint8_t *vouched, int stage_dirfd,
+                              const char *stage_prefix, pf_extracted *out, pf_err *e)
+{
     pf_unsealer *u = NULL;
     struct archive *a = NULL;
     struct staged *st = NULL;
@@ -225,7 +233,9 @@ int pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const 
     uint8_t *mraw = NULL, sig[PF_SIG_BYTES + 1];
     size_t mlen = 0, siglen = 0;
     bool have_manifest = false, have_sig = false;
-    pf_trust trust;
+    pf_trust *trustp = NULL;
+    bool need_vouch = false;
+    uint8_t vouched_bh[PF_HASH_BYTES];
     struct reader r = {.e = e};
     int rc = -1;
 
@@ -241,16 +251,29 @@ int pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const 
         pf_err_set(e, PF_EREJECT, "%s: sealed to another central key (%s), not ours", what, id);
         goto out;
     }
-    if (pf_keyring_lookup(keyring, h->signer_id, &trust, e) != 0 ||
-        pf_trust_allows_seq(&trust, h->seq, e) != 0) {
+    trustp = malloc(sizeof *trustp);
+    if (trustp == NULL) {
+        pf_err_set(e, PF_EENV, "out of memory");
+        goto out;
+    }
+    const pf_trust *trust = trustp;
+    if (pf_bundle_trust(keyring, h, trustp, &need_vouch, e) != 0) {
         pf_err_prefix(e, "%s: ", what);
         goto out;
     }
-    if (trust.key.role != PF_ROLE_SENSOR) {
-        pf_err_set(e, PF_EREJECT, "%s: signed by a key that is not a sensor key", what);
-        goto out;
+    if (need_vouch) {
+        /* The whole file is hashed before anything is decrypted: the
+         * holder of a revoked key must not get its content parsed. */
+        uint8_t *bh = vouched_bh;
+        if (pf_bundle_fd_hash(fd, what, bh, e) != 0)
+            goto out;
+        if (!pf_trust_hash_allowed(trust, bh) &&
+            (vouched == NULL || sodium_memcmp(bh, vouched, PF_HASH_BYTES) != 0)) {
+            pf_bundle_not_vouched(what, trust, h, e);
+            goto out;
+        }
     }
-    if (pf_unsealer_begin(u, &trust.key, central, e) != 0)
+    if (pf_unsealer_begin(u, &trust->key, central, e) != 0)
         goto out;
 
     r.u = u;
@@ -365,7 +388,7 @@ int pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const 
     }
     /* Verify before parse: the manifest's signature is checked on its raw
      * bytes before the JSON parser sees them. */
-    if (!pf_verify_ctx(sig, PF_SIGCTX_MANIFEST, mraw, mlen, trust.key.sign_pk)) {
+    if (!pf_verify_ctx(sig, PF_SIGCTX_MANIFEST, mraw, mlen, trust->key.sign_pk)) {
         pf_err_set(e, PF_EREJECT, "%s: manifest signature is invalid", what);
         goto out;
     }
@@ -392,6 +415,13 @@ int pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const 
     mraw = NULL;
     memcpy(out->manifest_sig, sig, PF_SIG_BYTES);
     pf_unsealer_result(u, out->bundle_hash, &out->bundle_bytes);
+    /* The bytes decrypted must be the bytes vouched for, even if someone
+     * rewrote the file between the two passes. */
+    if (need_vouch && sodium_memcmp(out->bundle_hash, vouched_bh, PF_HASH_BYTES) != 0) {
+        pf_err_set(e, PF_EREJECT, "%s: changed while it was read (not the bundle vouched for)",
+                   what);
+        goto out;
+    }
     rc = 0;
 out:
     if (a != NULL)
@@ -403,6 +433,7 @@ out:
     }
     free(st);
     free(mraw);
+    free(trustp);
     pf_hasher_free(r.hash); /* before the buffers it may read */
     if (r.buf != NULL) {
         sodium_memzero(r.buf, READ_BUFS * READ_BUF_BYTES);

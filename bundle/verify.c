@@ -98,52 +98,148 @@ static int open_bundle(const char *path, pf_verified *out, pf_err *e)
     return fd;
 }
 
+int pf_bundle_trust(const char *keyring, const pf_header *h, pf_trust *t, bool *need_vouch,
+                    pf_err *e)
+{
+    *need_vouch = false;
+    if (pf_keyring_lookup(keyring, h->signer_id, t, e) != 0)
+        return -1;
+    if (t->key.role != PF_ROLE_SENSOR)
+        return pf_err_set(e, PF_EREJECT, "signed by a key that is not a sensor key");
+    /* The signature first: a name changed in transit is damage, and only
+     * a name the key really signed is held against its sensor. */
+    if (pf_header_verify(h, t->key.sign_pk, e) != 0 ||
+        pf_trust_allows_sensor(t, h->sensor, e) != 0 ||
+        pf_trust_check_seq(t, h->seq, need_vouch, e) != 0)
+        return -1;
+    return 0;
+}
+
+int pf_bundle_not_vouched(const char *what, const pf_trust *t, const pf_header *h, pf_err *e)
+{
+    char idhex[PF_KEYID_HEX_BYTES];
+    pf_hex(idhex, t->key.key_id, PF_KEYID_BYTES);
+    return pf_err_set(e, PF_EREJECT,
+                      "%s: signing key %s (%s) is revoked after seq %llu; this bundle (seq %llu) "
+                      "is not vouched for, so nothing tells it from one made with the key after "
+                      "the revocation (keys revoke --allow names genuine bundle hashes; import "
+                      "also accepts one that an imported bundle names as prev_hash)",
+                      what, idhex, t->key.name, (unsigned long long)t->valid_through,
+                      (unsigned long long)h->seq);
+}
+
+int pf_bundle_fd_hash(int fd, const char *what, uint8_t hash[PF_HASH_BYTES], pf_err *e)
+{
+    uint8_t t[PF_TRAILER_BYTES];
+    crypto_generichash_state st;
+    struct stat sb;
+    uint8_t *buf = NULL;
+    int rc = -1;
+
+    if (fstat(fd, &sb) != 0)
+        return pf_err_sys(e, errno, "%s: cannot stat", what);
+    if (!S_ISREG(sb.st_mode))
+        return pf_err_set(e, PF_EREJECT, "%s: not a regular file", what);
+    /* Only a complete file has a trailer that says where it ends. */
+    if (sb.st_size <= (off_t)PF_TRAILER_BYTES ||
+        pread(fd, t, sizeof t, sb.st_size - (off_t)sizeof t) != (ssize_t)sizeof t ||
+        memcmp(t, PF_TRAILER_MAGIC, PF_TRAILER_MAGIC_BYTES) != 0 ||
+        pf_load_u64(t + PF_TRAILER_MAGIC_BYTES) != (uint64_t)sb.st_size - PF_TRAILER_BYTES)
+        return pf_err_set(e, PF_EINCOMPLETE,
+                          "%s: incomplete: no trailer at the end of the file (still being "
+                          "copied, or truncated)",
+                          what);
+    buf = malloc(1u << 20);
+    if (buf == NULL)
+        return pf_err_set(e, PF_EENV, "out of memory");
+    crypto_generichash_init(&st, NULL, 0, PF_HASH_BYTES);
+    uint64_t left = (uint64_t)sb.st_size - PF_TRAILER_BYTES;
+    off_t off = 0;
+    while (left > 0) {
+        size_t want = left < (1u << 20) ? (size_t)left : (1u << 20);
+        ssize_t got = pread(fd, buf, want, off);
+        if (got <= 0) {
+            if (got < 0)
+                pf_err_sys(e, errno, "%s: read failed", what);
+            else
+                pf_err_set(e, PF_EINCOMPLETE, "%s: incomplete: file shrank while read", what);
+            goto out;
+        }
+        crypto_generichash_update(&st, buf, (size_t)got);
+        left -= (uint64_t)got;
+        off += got;
+    }
+    crypto_generichash_final(&st, hash, PF_HASH_BYTES);
+    rc = 0;
+out:
+    free(buf);
+    return rc;
+}
+
 int pf_bundle_verify(const char *path, const char *keyring, pf_verified *out, pf_err *e)
 {
-    pf_trust trust;
+    pf_trust *trust = NULL;
+    bool need_vouch = false;
+    int rc = -1;
     memset(out, 0, sizeof *out);
-    int fd = open_bundle(path, out, e), rc = -1;
+    int fd = open_bundle(path, out, e);
     if (fd < 0)
         return -1;
-    if (pf_keyring_lookup(keyring, out->hdr.signer_id, &trust, e) != 0 ||
-        pf_trust_allows_seq(&trust, out->hdr.seq, e) != 0) {
+    trust = malloc(sizeof *trust);
+    if (trust == NULL) {
+        close(fd);
+        return pf_err_set(e, PF_EENV, "out of memory");
+    }
+    if (pf_bundle_trust(keyring, &out->hdr, trust, &need_vouch, e) != 0) {
         pf_err_prefix(e, "%s: ", path);
         goto out;
     }
-    rc = verify_body(fd, path, &trust, out, e);
+    if (verify_body(fd, path, trust, out, e) != 0)
+        goto out;
+    /* No import state here: only the operator's list can vouch. */
+    if (need_vouch && !pf_trust_hash_allowed(trust, out->bundle_hash)) {
+        pf_bundle_not_vouched(path, trust, &out->hdr, e);
+        goto out;
+    }
+    rc = 0;
 out:
+    free(trust);
     close(fd);
     return rc;
 }
 
 int pf_bundle_verify_key(const char *path, const pf_pubkey *sensor, pf_verified *out, pf_err *e)
 {
-    pf_trust trust;
-    memset(&trust, 0, sizeof trust);
+    pf_trust *trust = calloc(1, sizeof *trust);
+    int rc = -1;
     memset(out, 0, sizeof *out);
-    trust.key = *sensor;
+    if (trust == NULL)
+        return pf_err_set(e, PF_EENV, "out of memory");
+    trust->key = *sensor;
     int fd = open_bundle(path, out, e);
-    if (fd < 0)
-        return -1;
-    int rc = verify_body(fd, path, &trust, out, e);
-    close(fd);
+    if (fd >= 0) {
+        rc = verify_body(fd, path, trust, out, e);
+        close(fd);
+    }
+    free(trust);
     return rc;
 }
 
-static int verify_body(int fd, const char *path, const pf_trust *t, pf_verified *out, pf_err *e)
+static int verify_body(int fd, const char *path, const pf_trust *trust_in, pf_verified *out,
+                       pf_err *e)
 {
     crypto_generichash_state hash;
     uint8_t *buf = NULL;
     uint8_t lenbuf[4], trailer[PF_TRAILER_BYTES], extra;
-    pf_trust trust = *t;
+    const pf_trust *t = trust_in;
     int rc = -1;
     const pf_header *h = &out->hdr;
 
-    if (pf_header_verify(h, trust.key.sign_pk, e) != 0) {
+    if (pf_header_verify(h, t->key.sign_pk, e) != 0) {
         pf_err_prefix(e, "%s: ", path);
         return -1;
     }
-    if (trust.key.role != PF_ROLE_SENSOR)
+    if (t->key.role != PF_ROLE_SENSOR)
         return pf_err_set(e, PF_EREJECT, "%s: signed by a key that is not a sensor key", path);
     buf = malloc((size_t)h->chunk_size + PF_CHUNK_ABYTES);
     if (buf == NULL || lseek(fd, 0, SEEK_SET) != 0) {
@@ -213,7 +309,7 @@ static int verify_body(int fd, const char *path, const pf_trust *t, pf_verified 
                    path);
         goto out;
     }
-    if (pf_trailer_check(trailer, h, out->bytes, out->bundle_hash, trust.key.sign_pk, e) != 0) {
+    if (pf_trailer_check(trailer, h, out->bytes, out->bundle_hash, t->key.sign_pk, e) != 0) {
         pf_err_prefix(e, "%s: ", path);
         goto out;
     }

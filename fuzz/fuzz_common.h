@@ -246,7 +246,7 @@ static inline void fz_init(void)
     snprintf(pub, sizeof pub, "%s/%s.pub", fz.keys, FZ_SENSOR_NAME);
     if (pf_seckey_save(fz.sensor, fz.keys, &e) != 0 ||
         pf_seckey_save(fz.central, fz.keys, &e) != 0 ||
-        pf_keyring_trust(fz.keyring, pub, &added, &e) != 0)
+        pf_keyring_trust(fz.keyring, pub, NULL, false, &added, &e) != 0)
         fz_die("keys", e.msg);
 }
 

@@ -20,6 +20,7 @@
 #include "common/fsutil.h"
 #include "import/arkime.h"
 #include "import/db.h"
+#include "import/identity.h"
 
 void imp_event(pf_importer *imp, enum pf_event_level level, const char *fmt, ...)
 {
@@ -120,6 +121,22 @@ static int import_one(pf_importer *imp, struct cand_list *l, const struct candid
         goto out;
     }
     imp_hex32(hh, h->hash);
+    /* Issue 12: the header's sensor name must be its key's pinned name
+     * before (sensor, seq) means anything (import/identity.c). */
+    char blame[PF_NAME_MAX + 1];
+    pf_err_clear(&be);
+    if (pf_identity_check_name(imp->o.keyring, h, blame, &be) != 0) {
+        if (be.status == PF_EENV) {
+            *e = be;
+            goto out;
+        }
+        pf_err_prefix(&be, "%s: ", cand->path);
+        c->rejected++;
+        /* signed by blame's key: it is that sensor's bundle, not the
+         * named one's (no receipt: it names the other sensor's seq) */
+        rc = imp_quarantine_bundle(imp, &src, blame[0] ? blame : NULL, 0, be.msg, false, NULL, e);
+        goto out;
+    }
     if (pf_db_query(&imp->db, e, existing_row, &ex,
                     "SELECT header_hash, bundle_hash FROM bundles WHERE sensor = ? AND seq = ?",
                     "su", h->sensor, h->seq) != 0)
@@ -174,12 +191,21 @@ static int import_one(pf_importer *imp, struct cand_list *l, const struct candid
     /* Trust and the header signature before anything is created for this
      * sensor: an untrusted sender gets no directory in INGEST. */
     pf_trust tr;
+    uint8_t vouched[PF_HASH_BYTES];
+    bool has_vouched = false;
     pf_err_clear(&be);
     bool signed_ok = pf_keyring_lookup(imp->o.keyring, h->signer_id, &tr, &be) == 0 &&
                      pf_header_verify(h, tr.key.sign_pk, &be) == 0;
-    if (!signed_ok || pf_trust_allows_seq(&tr, h->seq, &be) != 0) {
+    if (!signed_ok ||
+        pf_identity_check_revocation(&imp->db, &tr, src.fd, h, vouched, &has_vouched, &be) != 0) {
         if (be.status == PF_EENV) {
             *e = be;
+            goto out;
+        }
+        if (be.status == PF_EINCOMPLETE) { /* a revoked key's bundle not vouched for yet */
+            c->incomplete++;
+            imp_event(imp, PF_EV_WARN, "bundle=%s status=waiting (%s)", cand->path, be.msg);
+            rc = 0;
             goto out;
         }
         pf_err_prefix(&be, "%s: ", cand->path);
@@ -194,8 +220,8 @@ static int import_one(pf_importer *imp, struct cand_list *l, const struct candid
     pf_pausepoint("import-judged");
     snprintf(prefix, sizeof prefix, "%s%010" PRIu64 "-", STAGE_PREFIX, h->seq);
     pf_err_clear(&be);
-    if (pf_bundle_extract(src.fd, cand->path, imp->o.central, imp->o.keyring, dirfd, prefix, &x,
-                          &be) != 0) {
+    if (pf_bundle_extract_vouched(src.fd, cand->path, imp->o.central, imp->o.keyring,
+                                  has_vouched ? vouched : NULL, dirfd, prefix, &x, &be) != 0) {
         if (be.status == PF_EINCOMPLETE) {
             c->incomplete++;
             imp_event(imp, PF_EV_DEBUG, "bundle=%s status=incomplete (%s); left for a later run",

@@ -439,16 +439,19 @@ expect_no_files "no quarantine folder for an unauthenticated name" "$Q5/rogue-01
 expect_no_files "nothing delivered for rogue-01" "$ING5/rogue-01"
 expect_no_staging "$ING5"
 
-section "5d. revoked after seq 1: seq 1 accepted, seq 2 rejected"
+section "5d. revoked after seq 1, seq 1's hash vouched for: seq 1 accepted, seq 2 rejected"
 V=rv-01
 new_sensor "$V"
 make_pcap v1.pcap --packets 40 --seed 61 --start 1700400000
 make_pcap v2.pcap --packets 40 --seed 62 --start 1700400060
 seal "$V" "$T/src5d" --state "$T/seqstate/$V" "$IN/v1.pcap"
+VH1=$(sed -n 's/^last-hash: //p' "$T/seqstate/$V/sequence")
 seal "$V" "$T/src5d" --state "$T/seqstate/$V" "$IN/v2.pcap"
 VB2=$BUNDLE
 cp "$VB2" "$T/pristine5/"
-expect_exit 0 -- "$PCAPFERRY" keys revoke "$KEYS/$V.pub" --keyring "$KEYRING" --after-seq 1
+# (tests/cli/identity_cli.sh covers what happens without --allow)
+expect_exit 0 -- "$PCAPFERRY" keys revoke "$KEYS/$V.pub" --keyring "$KEYRING" --after-seq 1 \
+    --allow "$VH1"
 imp 1 "$ST5" "$ING5" "$T/src5d"
 expect_stderr_contains "revoked"
 expect_summary "1 new, 0 already imported, 1 rejected, 1 gaps (1 files delivered, 0 held, 0 incomplete bundles)"

@@ -283,7 +283,7 @@ expect_stdout_contains "ERROR"
 expect_stdout_lacks "REJECTED"
 
 # ------------------------------------------------------------------- revoke
-section "revoke --after-seq keeps older bundles valid"
+section "revoke --after-seq: later bundles refused, older ones only when vouched for"
 for seq in 2 3; do
     expect_exit 0 -- "$PCAPFERRY" bundle create --key "$K/s1.key" --to "$K/c1.pub" --out "$B" \
         --seq "$seq" "$PF_IN/a.pcap" || die "cannot create bundle seq $seq"
@@ -292,15 +292,28 @@ done
 bundle2=${bundle2:?} bundle3=${bundle3:?}
 expect_exit 0 -- "$PCAPFERRY" bundle verify --keyring "$R" "$bundle1" "$bundle2" "$bundle3"
 expect_eq "OK lines before revoking" 3 "$(grep -c ': OK ' "$PF_OUT")"
+grep -F "$bundle2: OK" "$PF_OUT" >"$T/verify-before.txt"
 
 cp -r "$R" "$T/ring-after2"
 expect_exit 0 -- "$PCAPFERRY" keys revoke "$K/s1.pub" --keyring "$T/ring-after2" --after-seq 2
 expect_exit 0 -- "$PCAPFERRY" keys list --keyring "$T/ring-after2"
 expect_stdout_matches "^s1 +sensor +$gen_sensor_id +revoked after seq 2$"
+# Without import state, seq <= 2 is only accepted once its hash is named:
+# the holder of a stolen key can number a new bundle 2 as well.
+expect_exit 1 -- "$PCAPFERRY" bundle verify --keyring "$T/ring-after2" "$bundle2"
+expect_stdout_contains "$bundle2: REJECTED"
+expect_stdout_contains "is not vouched for"
+hash2=$(sed -n 's/.* hash=\([0-9a-f]\{64\}\).*/\1/p' "$T/verify-before.txt")
+expect_true "bundle verify printed seq 2's hash before the revocation" test -n "$hash2"
+expect_exit 0 -- "$PCAPFERRY" keys revoke "$K/s1.pub" --keyring "$T/ring-after2" --after-seq 2 \
+    --allow "$hash2"
+expect_stdout_contains "bundles after seq 2 are refused"
+expect_exit 0 -- "$PCAPFERRY" keys list --keyring "$T/ring-after2"
+expect_stdout_matches "^s1 +sensor +$gen_sensor_id +revoked after seq 2, 1 hash allowed$"
 expect_exit 0 -- "$PCAPFERRY" bundle verify --keyring "$T/ring-after2" "$bundle2"
 expect_stdout_contains "$bundle2: OK sensor=s1 seq=2 "
-expect_exit 0 -- "$PCAPFERRY" bundle verify --keyring "$T/ring-after2" "$bundle1"
-expect_stdout_contains ": OK "
+expect_exit 1 -- "$PCAPFERRY" bundle verify --keyring "$T/ring-after2" "$bundle1"
+expect_stdout_contains "is not vouched for"
 expect_exit 1 -- "$PCAPFERRY" bundle verify --keyring "$T/ring-after2" "$bundle3"
 expect_stdout_contains "$bundle3: REJECTED"
 expect_stdout_contains "revoked"
@@ -343,7 +356,8 @@ section "revoke by key id"
 cp -r "$R" "$T/ring-id"
 expect_exit 0 -- "$PCAPFERRY" keys revoke "$gen_sensor_id" --keyring "$T/ring-id" --after-seq 1
 expect_stdout_contains "$gen_sensor_id"
-expect_exit 0 -- "$PCAPFERRY" bundle verify --keyring "$T/ring-id" "$bundle1"
+expect_exit 1 -- "$PCAPFERRY" bundle verify --keyring "$T/ring-id" "$bundle1"
+expect_stdout_contains "is not vouched for"
 expect_exit 1 -- "$PCAPFERRY" bundle verify --keyring "$T/ring-id" "$bundle2"
 expect_stdout_contains "revoked"
 expect_exit 0 -- "$PCAPFERRY" keys revoke "$gen_sensor_id" --keyring "$T/ring-id"

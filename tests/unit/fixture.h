@@ -116,7 +116,7 @@ static inline void fx_init(fixture *fx, const char *name)
     pf_pubkey added;
     snprintf(pub, sizeof pub, "%s/sensor1.pub", keys);
     if (fx->sensor == NULL || fx->central == NULL || pf_seckey_save(fx->sensor, keys, &e) != 0 ||
-        pf_keyring_trust(fx->keyring, pub, &added, &e) != 0) {
+        pf_keyring_trust(fx->keyring, pub, NULL, false, &added, &e) != 0) {
         fprintf(stderr, "fixture: %s\n", e.msg);
         exit(2);
     }

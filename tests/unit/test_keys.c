@@ -174,18 +174,20 @@ static void test_keyring(void)
     pf_pubkey added;
     snprintf(key, sizeof key, "%s/keys/sensor1.key", fx.dir);
     pf_err_clear(&e);
-    CHECK(pf_keyring_trust(fx.keyring, key, &added, &e) != 0);
+    CHECK(pf_keyring_trust(fx.keyring, key, NULL, false, &added, &e) != 0);
     CHECK_ERR(e, PF_EUSAGE, "secret key");
     /* revocation, then its scope */
     uint8_t id[PF_KEYID_BYTES];
     char hex[PF_KEYID_HEX_BYTES];
     pf_hex(hex, fx.sensor->pub.key_id, PF_KEYID_BYTES);
-    CHECK(pf_keyring_revoke(fx.keyring, hex, true, 7, id, &e) == 0);
+    CHECK(pf_keyring_revoke(fx.keyring, hex, true, 7, NULL, 0, id, &e) == 0);
     CHECK(pf_keyring_lookup(fx.keyring, fx.sensor->pub.key_id, &t, &e) == 0 && t.revoked &&
-          !t.revoked_all && t.valid_through == 7);
+          !t.revoked_all && t.valid_through == 7 && t.nallow == 0);
     pf_err_clear(&e);
-    CHECK(pf_trust_allows_seq(&t, 7, &e) == 0);
-    CHECK(pf_trust_allows_seq(&t, 8, &e) != 0);
+    bool need = false;
+    /* seq <= 7 is no longer simply valid: it needs a vouched hash */
+    CHECK(pf_trust_check_seq(&t, 7, &need, &e) == 0 && need);
+    CHECK(pf_trust_check_seq(&t, 8, &need, &e) != 0);
     CHECK_ERR(e, PF_EREJECT, "revoked after seq 7");
     /* a keyring file whose content is another key than its name says */
     char other_pub[PATH_MAX], forged[PATH_MAX];
@@ -209,6 +211,164 @@ static void test_keyring(void)
     pf_seckey_free(o);
 }
 
+static void make_pub(const char *dir, const char *name, char *pub, size_t cap, pf_seckey **out)
+{
+    pf_err e;
+    pf_err_clear(&e);
+    pf_seckey *k = pf_seckey_generate(PF_ROLE_SENSOR, name, &e);
+    CHECK(k != NULL && pf_seckey_save(k, dir, &e) == 0);
+    snprintf(pub, cap, "%s/%s.pub", dir, name);
+    *out = k;
+}
+
+/* Issue 12 item 2: the name a key is trusted under is pinned. */
+static void test_pinned_identity(void)
+{
+    pf_err e;
+    pf_trust t;
+    pf_pubkey added;
+    char ring[PATH_MAX], kdir[PATH_MAX], a[PATH_MAX], a2[PATH_MAX], b[PATH_MAX];
+    pf_seckey *ka, *ka2, *kb;
+    fx_path(ring, &fx, "ring-pin");
+    fx_path(kdir, &fx, "pinkeys");
+    make_pub(kdir, "plantA", a, sizeof a, &ka);
+    make_pub(kdir, "plantB", b, sizeof b, &kb);
+    /* a second key of plantA whose file says plantA too */
+    char kdir2[PATH_MAX];
+    fx_path(kdir2, &fx, "pinkeys2");
+    make_pub(kdir2, "plantA", a2, sizeof a2, &ka2);
+
+    pf_err_clear(&e);
+    CHECK_MSG(pf_keyring_trust(ring, a, NULL, false, &added, &e) == 0, "%s", e.msg);
+    CHECK(pf_keyring_trust(ring, b, "plant-b", false, &added, &e) == 0 &&
+          strcmp(added.name, "plant-b") == 0);
+    CHECK(pf_keyring_lookup(ring, kb->pub.key_id, &t, &e) == 0 &&
+          strcmp(t.key.name, "plant-b") == 0);
+    /* the header name must be the pinned one, not the key file's */
+    pf_err_clear(&e);
+    CHECK(pf_trust_allows_sensor(&t, "plant-b", &e) == 0);
+    CHECK(pf_trust_allows_sensor(&t, "plantB", &e) != 0);
+    CHECK_ERR(e, PF_EREJECT, "trusted as sensor 'plant-b'");
+    pf_err_clear(&e);
+    CHECK(pf_trust_allows_sensor(&t, "plantA", &e) != 0);
+    CHECK_ERR(e, PF_EREJECT, "bundle says sensor 'plantA'");
+    /* a bad --name */
+    pf_err_clear(&e);
+    CHECK(pf_keyring_trust(ring, a2, "../x", false, &added, &e) != 0);
+    CHECK_ERR(e, PF_EUSAGE, "--name");
+    /* a pinned name never changes */
+    pf_err_clear(&e);
+    CHECK(pf_keyring_trust(ring, b, "plantA", false, &added, &e) != 0);
+    CHECK_ERR(e, PF_EUSAGE, "already trusted as sensor 'plant-b'");
+    /* a second key under a pinned name needs --same-sensor */
+    pf_err_clear(&e);
+    CHECK(pf_keyring_trust(ring, a2, NULL, false, &added, &e) != 0);
+    CHECK_ERR(e, PF_EUSAGE, "already pinned");
+    pf_err_clear(&e);
+    CHECK(pf_keyring_lookup(ring, ka2->pub.key_id, &t, &e) != 0);
+    CHECK_ERR(e, PF_EREJECT, "not trusted");
+    pf_err_clear(&e);
+    CHECK(pf_keyring_trust(ring, a2, "nobody", true, &added, &e) != 0);
+    CHECK_ERR(e, PF_EUSAGE, "no key is trusted as sensor 'nobody'");
+    pf_err_clear(&e);
+    CHECK_MSG(pf_keyring_trust(ring, a2, NULL, true, &added, &e) == 0, "%s", e.msg);
+    CHECK(pf_keyring_lookup(ring, ka2->pub.key_id, &t, &e) == 0 && t.same_sensor &&
+          strcmp(t.key.name, "plantA") == 0);
+    CHECK(pf_keyring_lookup(ring, ka->pub.key_id, &t, &e) == 0 && !t.same_sensor);
+
+    /* A 0.1.0 keyring: two keys under one name and no record: lookups of
+     * either refuse with a pointer to the migration; list shows them. */
+    char old[PATH_MAX], idhex[PF_KEYID_HEX_BYTES], path[PATH_MAX];
+    fx_path(old, &fx, "ring-010");
+    CHECK(pf_keyring_trust(old, a, NULL, false, &added, &e) == 0);
+    pf_hex(idhex, ka2->pub.key_id, PF_KEYID_BYTES);
+    snprintf(path, sizeof path, "%s/%s.pub", old, idhex);
+    size_t len;
+    uint8_t *text = fx_slurp(a2, &len);
+    fx_spit(path, text, len); /* what 0.1.0 let "keys trust" do */
+    free(text);
+    pf_err_clear(&e);
+    CHECK(pf_keyring_lookup(old, ka->pub.key_id, &t, &e) != 0);
+    CHECK_ERR(e, PF_EENV, "nothing says they are the same sensor");
+    pf_err_clear(&e);
+    CHECK(pf_keyring_lookup(old, ka2->pub.key_id, &t, &e) != 0);
+    CHECK_ERR(e, PF_EENV, "Upgrading from 0.1.0");
+    pf_trust *list = NULL;
+    size_t n = 0;
+    CHECK(pf_keyring_list(old, &list, &n, &e) == 0 && n == 2 && list[0].ambiguous &&
+          list[1].ambiguous);
+    free(list);
+    /* the documented migration: say the newer key is the same sensor */
+    pf_err_clear(&e);
+    CHECK_MSG(pf_keyring_trust(old, a2, NULL, true, &added, &e) == 0, "%s", e.msg);
+    CHECK(pf_keyring_lookup(old, ka->pub.key_id, &t, &e) == 0);
+    CHECK(pf_keyring_lookup(old, ka2->pub.key_id, &t, &e) == 0 && t.same_sensor);
+    /* a forged record for another name does not count */
+    snprintf(path, sizeof path, "%s/%s.same-sensor", old, idhex);
+    write_text(path, "pcapferry-same-sensor-v1\nsensor: plantB\n", 0644);
+    pf_err_clear(&e);
+    CHECK(pf_keyring_lookup(old, ka->pub.key_id, &t, &e) != 0);
+    CHECK_ERR(e, PF_EENV, "both trusted as sensor 'plantA'");
+    pf_seckey_free(ka);
+    pf_seckey_free(ka2);
+    pf_seckey_free(kb);
+}
+
+/* Issue 12 item 3: revocation files with vouched-for hashes. */
+static void test_revocation_allow(void)
+{
+    pf_err e;
+    pf_trust t;
+    char ring[PATH_MAX], path[PATH_MAX], hex[PF_KEYID_HEX_BYTES];
+    uint8_t id[PF_KEYID_BYTES], h[2][PF_HASH_BYTES];
+    fx_path(ring, &fx, "ring-allow");
+    pf_hex(hex, fx.sensor->pub.key_id, PF_KEYID_BYTES);
+    memset(h[0], 0x11, PF_HASH_BYTES);
+    memset(h[1], 0x22, PF_HASH_BYTES);
+    pf_err_clear(&e);
+    /* --allow without --after-seq is meaningless */
+    CHECK(pf_keyring_revoke(ring, hex, false, 0, (const uint8_t(*)[PF_HASH_BYTES])h, 1, id, &e) !=
+          0);
+    CHECK_ERR(e, PF_EUSAGE, "--allow needs --after-seq");
+    pf_err_clear(&e);
+    CHECK(pf_keyring_revoke(ring, hex, true, 10, (const uint8_t(*)[PF_HASH_BYTES])h, 1, id, &e) ==
+          0);
+    /* a tighter revoke keeps the vouched hashes and adds new ones */
+    CHECK(pf_keyring_revoke(ring, hex, true, 9, (const uint8_t(*)[PF_HASH_BYTES])h + 1, 1, id,
+                            &e) == 0);
+    /* fixture's keyring holds the key; copy it so lookup finds it */
+    char src[PATH_MAX];
+    snprintf(src, sizeof src, "%s/%s.pub", fx.keyring, hex);
+    snprintf(path, sizeof path, "%s/%s.pub", ring, hex);
+    size_t len;
+    uint8_t *text = fx_slurp(src, &len);
+    fx_spit(path, text, len);
+    free(text);
+    CHECK_MSG(pf_keyring_lookup(ring, fx.sensor->pub.key_id, &t, &e) == 0, "%s", e.msg);
+    CHECK(t.revoked && t.valid_through == 9 && t.nallow == 2 && pf_trust_hash_allowed(&t, h[0]) &&
+          pf_trust_hash_allowed(&t, h[1]));
+    uint8_t other[PF_HASH_BYTES];
+    memset(other, 0x33, sizeof other);
+    CHECK(!pf_trust_hash_allowed(&t, other));
+    /* never loosened, allow or not */
+    pf_err_clear(&e);
+    CHECK(pf_keyring_revoke(ring, hex, true, 10, (const uint8_t(*)[PF_HASH_BYTES])h, 1, id, &e) !=
+          0);
+    CHECK_ERR(e, PF_EUSAGE, "never loosened");
+    /* damaged allow lines make the keyring fail loudly, not pass quietly */
+    snprintf(path, sizeof path, "%s/%s.revoked", ring, hex);
+    const char *bad[] = {"pcapferry-revocation-v1\nvalid-through-seq: 9\nallow: 12\n",
+                         "pcapferry-revocation-v1\nvalid-through-seq: 9\nbogus: 1\n",
+                         "pcapferry-revocation-v1\nvalid-through-seq: 9\nallow: "
+                         "zz11111111111111111111111111111111111111111111111111111111111111\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_text(path, bad[i], 0644);
+        pf_err_clear(&e);
+        CHECK(pf_keyring_lookup(ring, fx.sensor->pub.key_id, &t, &e) != 0);
+        CHECK_ERR(e, PF_EENV, "malformed revocation");
+    }
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -217,6 +377,8 @@ int main(void)
     test_roundtrip();
     test_damaged_files();
     test_keyring();
+    test_pinned_identity();
+    test_revocation_allow();
     fx_free(&fx);
     return check_summary("test_keys");
 }

@@ -358,22 +358,36 @@ static void test_keys_and_trust(const char *pcap)
     EXPECT_BOTH(v, PF_EREJECT, "not trusted", "not trusted", "untrusted sensor");
     pf_seckey_free(stranger);
 
-    /* Revoked after seq 1: seq 1 stays valid, seq 2 is refused. */
+    /* Revoked after seq 1: seq 2 is refused; seq 1 only once its hash is
+     * vouched for (verify and open have no import state to chain from). */
     char b1[PATH_MAX], b2[PATH_MAX], idhex[PF_KEYID_HEX_BYTES];
-    uint8_t id[PF_KEYID_BYTES];
+    uint8_t id[PF_KEYID_BYTES], h1[1][PF_HASH_BYTES], h2[1][PF_HASH_BYTES];
     fx_path(dir, &fx, "revoked");
     CHECK(fx_create(&fx, dir, 1, paths, 1, 4096, &res, &e) == 0);
     snprintf(b1, sizeof b1, "%s", res.path);
+    memcpy(h1[0], res.bundle_hash, PF_HASH_BYTES);
     CHECK(fx_create(&fx, dir, 2, paths, 1, 4096, &res, &e) == 0);
     snprintf(b2, sizeof b2, "%s", res.path);
+    memcpy(h2[0], res.bundle_hash, PF_HASH_BYTES);
     pf_hex(idhex, fx.sensor->pub.key_id, PF_KEYID_BYTES);
-    CHECK(pf_keyring_revoke(fx.keyring, idhex, true, 1, id, &e) == 0);
+    CHECK(pf_keyring_revoke(fx.keyring, idhex, true, 1, NULL, 0, id, &e) == 0);
     judge(b1, &v);
-    CHECK_MSG(v.verify.status == PF_OK && v.open.status == PF_OK, "seq 1 before revocation: %s %s",
+    EXPECT_BOTH(v, PF_EREJECT, "not vouched for", "not vouched for", "seq 1 unvouched");
+    /* vouching for seq 2's hash does not lift the cut-off */
+    CHECK(pf_keyring_revoke(fx.keyring, idhex, true, 1, (const uint8_t(*)[PF_HASH_BYTES])h2, 1, id,
+                            &e) == 0);
+    judge(b2, &v);
+    EXPECT_BOTH(v, PF_EREJECT, "revoked after seq 1", "revoked after seq 1", "revoked seq 2");
+    judge(b1, &v);
+    EXPECT_BOTH(v, PF_EREJECT, "not vouched for", "not vouched for", "seq 1, other hash allowed");
+    CHECK(pf_keyring_revoke(fx.keyring, idhex, true, 1, (const uint8_t(*)[PF_HASH_BYTES])h1, 1, id,
+                            &e) == 0);
+    judge(b1, &v);
+    CHECK_MSG(v.verify.status == PF_OK && v.open.status == PF_OK, "seq 1 vouched for: %s %s",
               v.verify.msg, v.open.msg);
     judge(b2, &v);
     EXPECT_BOTH(v, PF_EREJECT, "revoked after seq 1", "revoked after seq 1", "revoked seq 2");
-    CHECK(pf_keyring_revoke(fx.keyring, idhex, false, 0, id, &e) == 0);
+    CHECK(pf_keyring_revoke(fx.keyring, idhex, false, 0, NULL, 0, id, &e) == 0);
     judge(b1, &v);
     EXPECT_BOTH(v, PF_EREJECT, "is revoked", "is revoked", "revoked entirely");
 }

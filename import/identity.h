@@ -1,0 +1,33 @@
+/* The importer's side of sensor identity and revocation (issue 12).
+ *
+ * A sensor is its key: a bundle is only ever looked up, counted and
+ * delivered under the name its signing key is pinned to in the keyring, so a
+ * header naming another sensor is refused before its (sensor, seq) is
+ * compared with anything. A key revoked after seq N gets a bundle with seq
+ * <= N accepted only when its hash is vouched for: named in the revocation,
+ * or named as prev_hash by a bundle of that sensor already imported. */
+#ifndef PF_IMPORT_IDENTITY_H
+#define PF_IMPORT_IDENTITY_H
+
+#include <stdbool.h>
+
+#include "bundle/bundle.h"
+#include "import/db.h"
+
+/* Returns 0 to go on, also when the key is unknown or the header signature
+ * does not check (the importer's trust check says why). -1 with e:
+ * PF_EREJECT when the signing key (which did sign this header) is pinned to
+ * another name than the header says; blame then holds that pinned name.
+ * PF_EENV: the keyring cannot be used. */
+int pf_identity_check_name(const char *keyring, const pf_header *h, char blame[PF_NAME_MAX + 1],
+                           pf_err *e);
+
+/* The revocation check with the import state. On 0, when *has_vouched, pass
+ * vouched to pf_bundle_extract_vouched. -1 with e: PF_EREJECT refused (after
+ * the cut-off, revoked entirely, or the chain shows another bundle or none
+ * at that place); PF_EINCOMPLETE nothing vouches for it yet: leave it for a
+ * later run; PF_EENV stop. */
+int pf_identity_check_revocation(pf_db *db, const pf_trust *t, int fd, const pf_header *h,
+                                 uint8_t vouched[PF_HASH_BYTES], bool *has_vouched, pf_err *e);
+
+#endif
