@@ -34,12 +34,17 @@ static const char *magic_hint(uint32_t magic)
 static void link_reason(const pf_pcapcheck *k, char *reason, size_t cap)
 {
     uint32_t lt = k->link_type_raw;
-    if (lt > 0xffff)
+    if ((lt & 0x03ff0000) != 0)
         snprintf(reason, cap,
-                 "link type field 0x%08" PRIx32 " has its upper bits set (FCS length or reserved "
-                 "bits; libpcap reads it as link type %" PRIu32 "): Arkime's capture uses the "
-                 "whole field and would exit (\"Unsupported pcap link type %" PRIu32 "\")",
-                 lt, lt & 0x03ffffff & 0xffff, lt);
+                 "link type field 0x%08" PRIx32 " has reserved bits set (libpcap refuses it): "
+                 "Arkime's capture would exit (\"Unsupported pcap link type %" PRIu32 "\")",
+                 lt, lt);
+    else if (lt > 0xffff)
+        snprintf(reason, cap,
+                 "link type field 0x%08" PRIx32 " has its FCS-length bits set (libpcap reads it "
+                 "as link type %" PRIu32 "): Arkime's capture uses the whole field and would "
+                 "exit (\"Unsupported pcap link type %" PRIu32 "\")",
+                 lt, lt & 0xffff, lt);
     else if (lt == 14)
         snprintf(reason, cap,
                  "link type 14 (raw IP as some BSDs write it): Arkime's capture on Linux reads raw "
@@ -123,7 +128,15 @@ enum pf_gate pf_arkime_gate(const pf_pcapcheck *k, bool read_truncated, char *re
         return PF_GATE_EMPTY;
     }
     if (k->cut_bytes > 0) {
-        if (k->cut_header)
+        if (k->cut_header && (k->cut_caplen > k->snaplen || k->cut_caplen != k->cut_len))
+            snprintf(reason, cap,
+                     "last record damaged and cut off: record %" PRIu64 " claims caplen %" PRIu32
+                     " len %" PRIu32 " (snaplen %" PRIu32 ") and only %" PRIu64
+                     " bytes follow; delivered up to record %" PRIu64
+                     " (Arkime reads it that far), the original held",
+                     k->records + 1, k->cut_caplen, k->cut_len, k->snaplen, k->cut_bytes,
+                     k->records);
+        else if (k->cut_header)
             snprintf(reason, cap,
                      "last record cut off: record %" PRIu64 " claims caplen %" PRIu32
                      " len %" PRIu32 " but only %" PRIu64
@@ -132,7 +145,7 @@ enum pf_gate pf_arkime_gate(const pf_pcapcheck *k, bool read_truncated, char *re
                      k->records + 1, k->cut_caplen, k->cut_len, k->cut_bytes, k->records);
         else
             snprintf(reason, cap,
-                     "last record cut off: %" PRIu64 " bytes of a record header after record "
+                     "last record cut off: %" PRIu64 " byte(s) of a record header after record "
                      "%" PRIu64 "; delivered up to record %" PRIu64
                      " (Arkime reads it that far), the original held",
                      k->cut_bytes, k->records, k->records);

@@ -422,6 +422,7 @@ static int plan_pcapng(pf_importer *imp, int dirfd, const pf_extracted *x, size_
     }
     c->files_converted++;
     if (plain) {
+        l->v[first].iface = -1; /* converted, not split */
         /* one interface, every packet carried: as before, the signed
          * original stays described by the manifest kept in the state */
         unlinkat(dirfd, x->staged[i], 0);
