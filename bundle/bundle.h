@@ -11,6 +11,7 @@
 #include "bundle/header.h"
 #include "bundle/manifest.h"
 #include "bundle/names.h"
+#include "bundle/pcapcheck.h"
 #include "bundle/pcapinfo.h"
 #include "common/event.h"
 #include "keys/keyring.h"
@@ -70,6 +71,9 @@ typedef struct pf_extracted {
     /* staged[i]: the name manifest file i was written under in the staging
      * directory (stage_prefix, a number, ".part"). */
     char (*staged)[PF_STAGE_NAME_MAX];
+    /* checks[i]: the record walk over the bytes of manifest file i, made
+     * while it was extracted (what the gate trusts, not the manifest). */
+    pf_pcapcheck *checks;
 } pf_extracted;
 
 void pf_extracted_clear(pf_extracted *x);

@@ -12,6 +12,7 @@
 
 #include "bundle/bundle.h"
 #include "bundle/hasher.h"
+#include "bundle/pcapcheck.h"
 #include "bundle/stream.h"
 #include "common/fsutil.h"
 
@@ -54,6 +55,7 @@ struct staged {
     char stage[PF_STAGE_NAME_MAX];
     uint64_t size;
     uint8_t hash[PF_HASH_BYTES];
+    pf_pcapcheck check;
 };
 
 void pf_extracted_clear(pf_extracted *x)
@@ -63,6 +65,7 @@ void pf_extracted_clear(pf_extracted *x)
     pf_manifest_free(x->manifest);
     free(x->manifest_raw);
     free(x->staged);
+    free(x->checks);
     memset(x, 0, sizeof *x);
 }
 
@@ -135,6 +138,7 @@ static int extract_file(struct archive *a, struct reader *r, int dirfd, struct s
     uint64_t total = 0, ticket[2] = {0, 0};
     unsigned next = 0;
     pf_writeback wb = {0, 0};
+    pf_pcapcheck_init(&s->check);
     fd = openat(dirfd, s->stage, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
         pf_err_sys(e, errno, "%s: cannot create staged file %s", what, s->stage);
@@ -154,6 +158,8 @@ static int extract_file(struct archive *a, struct reader *r, int dirfd, struct s
             break;
         ticket[next] = pf_hasher_update(r->hash, buf, (size_t)n);
         next = 1 - next;
+        /* the record walk rides on the same pass: every byte is read once */
+        pf_pcapcheck_update(&s->check, buf, (size_t)n);
         if (pf_write_all(fd, buf, (size_t)n, s->name, e) != 0)
             goto out;
         pf_writeback_note(fd, &wb, (size_t)n);
@@ -168,6 +174,7 @@ static int extract_file(struct archive *a, struct reader *r, int dirfd, struct s
         pf_err_sys(e, errno, "%s: fsync failed", s->name);
         goto out;
     }
+    pf_pcapcheck_final(&s->check);
     rc = 0;
 out:
     /* Also after a failure: the next file starts from a fresh hash. */
@@ -401,14 +408,17 @@ int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central
         goto out;
     /* Hand back where each manifest file was staged, in manifest order. */
     out->staged = calloc(out->manifest->nfiles + 1, sizeof *out->staged);
-    if (out->staged == NULL) {
+    out->checks = calloc(out->manifest->nfiles + 1, sizeof *out->checks);
+    if (out->staged == NULL || out->checks == NULL) {
         pf_err_set(e, PF_EENV, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < out->manifest->nfiles; i++)
         for (size_t j = 0; j < nst; j++)
-            if (strcmp(out->manifest->files[i].name, st[j].name) == 0)
+            if (strcmp(out->manifest->files[i].name, st[j].name) == 0) {
                 snprintf(out->staged[i], sizeof out->staged[i], "%s", st[j].stage);
+                out->checks[i] = st[j].check;
+            }
     out->hdr = *h;
     out->manifest_raw = mraw;
     out->manifest_len = mlen;

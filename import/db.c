@@ -33,6 +33,58 @@ static const char schema[] =
 
 static int db_error(pf_db *db, pf_err *e, const char *sql);
 
+/* Columns added after 0.1.0, with what they record. A state directory
+ * written by 0.1.0 gets them on its first open (rows already there keep
+ * NULL or the default: nothing was trimmed or split then). */
+static const struct {
+    const char *table, *column, *decl;
+} added_columns[] = {
+    /* packets in the delivered file, counted from its bytes */
+    {"deliveries", "packets", "INTEGER"},
+    /* a cut-off last record: bytes and records left out of the delivered file */
+    {"deliveries", "trim_bytes", "INTEGER NOT NULL DEFAULT 0"},
+    {"deliveries", "trim_packets", "INTEGER NOT NULL DEFAULT 0"},
+    /* a split pcapng: the interface (in file order, from 0) this file holds */
+    {"deliveries", "interface", "INTEGER"},
+    /* the raw 32-bit link-type field of the delivered file */
+    {"deliveries", "link_type", "INTEGER"},
+    /* where the signed original was held when what was delivered differs */
+    {"deliveries", "evidence", "TEXT"},
+};
+
+static int has_column(pf_db *db, const char *table, const char *column)
+{
+    char sql[128];
+    sqlite3_stmt *st = NULL;
+    int found = 0;
+    snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", table);
+    if (sqlite3_prepare_v2(db->sql, sql, -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW)
+        if (strcmp((const char *)sqlite3_column_text(st, 1), column) == 0)
+            found = 1;
+    sqlite3_finalize(st);
+    return r == SQLITE_DONE ? found : -1;
+}
+
+static int migrate(pf_db *db, pf_err *e)
+{
+    for (size_t i = 0; i < sizeof added_columns / sizeof added_columns[0]; i++) {
+        char sql[256];
+        int h = has_column(db, added_columns[i].table, added_columns[i].column);
+        if (h < 0)
+            return db_error(db, e, "PRAGMA table_info");
+        if (h == 1)
+            continue;
+        snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", added_columns[i].table,
+                 added_columns[i].column, added_columns[i].decl);
+        if (sqlite3_exec(db->sql, sql, NULL, NULL, NULL) != SQLITE_OK)
+            return db_error(db, e, sql);
+    }
+    return 0;
+}
+
 int pf_db_open(pf_db *db, const char *state_dir, pf_err *e)
 {
     memset(db, 0, sizeof *db);
@@ -51,6 +103,10 @@ int pf_db_open(pf_db *db, const char *state_dir, pf_err *e)
         pf_db_exec(db, e, "PRAGMA synchronous=FULL", "") != 0 ||
         sqlite3_exec(db->sql, schema, NULL, NULL, NULL) != SQLITE_OK) {
         db_error(db, e, "the schema");
+        pf_db_close(db);
+        return -1;
+    }
+    if (migrate(db, e) != 0) {
         pf_db_close(db);
         return -1;
     }

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +197,347 @@ static uint64_t manifest_drops(const pf_manifest *m)
     return drops;
 }
 
+/* What one manifest file turns into: one row of the deliveries table
+ * each. A file delivered as it is, trimmed, converted, held or empty is one
+ * out; a split pcapng is one out per interface delivered. */
+struct out {
+    size_t file; /* manifest index */
+    int gate;    /* DELIVER, TRIM, CONVERT: something is delivered; HOLD, EMPTY: not */
+    long iface;  /* pcapng interface in file order, or -1 */
+    char stage[PF_STAGE_NAME_MAX + 16];
+    char final[NAME_MAX + 1];
+    char reason[1024];
+    char held_as[PATH_MAX]; /* HOLD: the held file; otherwise the original kept as evidence */
+    uint64_t packets, bytes, trim_bytes, trim_packets;
+    int64_t link_type; /* -1: none */
+};
+
+struct outs {
+    struct out *v;
+    size_t n, cap;
+};
+
+static struct out *out_add(struct outs *l, size_t file, pf_err *e)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 8;
+        struct out *g = realloc(l->v, cap * sizeof *g);
+        if (g == NULL) {
+            pf_err_set(e, PF_EENV, "out of memory");
+            return NULL;
+        }
+        l->v = g;
+        l->cap = cap;
+    }
+    struct out *o = &l->v[l->n++];
+    memset(o, 0, sizeof *o);
+    o->file = file;
+    o->iface = -1;
+    o->link_type = -1;
+    return o;
+}
+
+/* The first len bytes of a staged file, as a new staged file. */
+static int copy_prefix(int dirfd, const char *from, const char *to, uint64_t len, pf_err *e)
+{
+    uint8_t *buf = malloc(256 * 1024);
+    int in = -1, out = -1, rc = -1;
+    uint64_t off = 0;
+    if (buf == NULL) {
+        pf_err_set(e, PF_EENV, "out of memory");
+        goto done;
+    }
+    in = openat(dirfd, from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    out = openat(dirfd, to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (in < 0 || out < 0) {
+        pf_err_sys(e, errno, "%s: cannot stage the trimmed capture", to);
+        goto done;
+    }
+    while (off < len) {
+        size_t want = len - off < 256 * 1024 ? (size_t)(len - off) : 256 * 1024;
+        ssize_t r = pread(in, buf, want, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            pf_err_sys(e, r < 0 ? errno : EIO, "%s: read failed", from);
+            goto done;
+        }
+        if (pf_write_all(out, buf, (size_t)r, to, e) != 0)
+            goto done;
+        off += (uint64_t)r;
+    }
+    if (fsync(out) != 0) {
+        pf_err_sys(e, errno, "%s: fsync failed", to);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (out >= 0 && close(out) != 0 && rc == 0)
+        rc = pf_err_sys(e, errno, "%s: close failed", to);
+    if (in >= 0)
+        close(in);
+    if (rc != 0)
+        unlinkat(dirfd, to, 0);
+    free(buf);
+    return rc;
+}
+
+/* Checks a file the importer wrote itself (a trimmed or converted capture)
+ * the way the extraction pass checks what arrived: what reaches Arkime
+ * passes the same gate whoever wrote it. */
+static int recheck(int dirfd, const char *name, bool read_truncated, pf_pcapcheck *k, char *reason,
+                   size_t cap, pf_err *e)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || pf_pcapcheck_fd(k, fd) != 0) {
+        int err = errno;
+        if (fd >= 0)
+            close(fd);
+        return pf_err_sys(e, err, "%s: cannot read back", name);
+    }
+    close(fd);
+    return (int)pf_arkime_gate(k, read_truncated, reason, cap);
+}
+
+static void appendf(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void appendf(char *buf, size_t cap, const char *fmt, ...)
+{
+    size_t len = strlen(buf);
+    if (len + 1 >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + len, cap - len, fmt, ap);
+    va_end(ap);
+}
+
+static int hold(pf_importer *imp, int dirfd, const pf_header *h, size_t i, const char *stage,
+                const char *orig, const char *reason, char *held_as, size_t cap, pf_err *e)
+{
+    return imp_hold_file(imp, dirfd, h->sensor, h->seq, i + 1, stage, orig, reason, held_as, cap,
+                         e);
+}
+
+/* A pcapng: one classic pcap per interface Arkime reads (capture refuses
+ * a pcapng with several interfaces, and the 6.x viewer reads no pcapng).
+ * Interfaces Arkime does not read, and anything the conversion could not
+ * carry, are named in the reason kept beside the held original. */
+static int plan_pcapng(pf_importer *imp, int dirfd, const pf_extracted *x, size_t i,
+                       const char *when, struct outs *l, pf_import_counts *c, pf_err *e)
+{
+    const pf_header *h = &x->hdr;
+    const char *name = x->manifest->files[i].name;
+    char prefix[PF_SPLIT_STAGE_MAX - 16], notes[768] = "", why[512];
+    pf_split *sp = malloc(sizeof *sp);
+    size_t first = l->n, parts = 0, with_packets = 0;
+    int rc = -1;
+    if (sp == NULL)
+        return pf_err_set(e, PF_EENV, "out of memory");
+    snprintf(prefix, sizeof prefix, "%s%010" PRIu64 "-%zu-if", STAGE_PREFIX, h->seq, i);
+    if (pf_pcapng_split(dirfd, x->staged[i], prefix, sp, name, e) != 0)
+        goto done;
+    for (size_t j = 0; j < sp->nifaces; j++) {
+        pf_split_iface *f = &sp->ifaces[j];
+        with_packets += f->packets > 0;
+        if (f->packets > 0 && !pf_arkime_link_type_ok(f->link_type))
+            appendf(notes, sizeof notes,
+                    "; interface %zu: link type %" PRIu32 " (%" PRIu64
+                    " packets) is not one Arkime reads: not delivered",
+                    j, f->link_type, f->packets);
+        if (!f->written)
+            continue;
+        pf_pcapcheck k;
+        int g = recheck(dirfd, f->out_name, imp->o.read_truncated, &k, why, sizeof why, e);
+        if (g < 0)
+            goto done;
+        if (f->bad_ts > 0) {
+            g = PF_GATE_HOLD;
+            snprintf(why, sizeof why,
+                     "%" PRIu64 " timestamps before 1970 or after 2106, which classic pcap "
+                     "cannot hold",
+                     f->bad_ts);
+        }
+        if (g != PF_GATE_DELIVER) {
+            appendf(notes, sizeof notes, "; interface %zu (%" PRIu64 " packets): %s", j, f->packets,
+                    why);
+            unlinkat(dirfd, f->out_name, 0);
+            f->written = false;
+            continue;
+        }
+        struct out *o = out_add(l, i, e);
+        if (o == NULL)
+            goto done;
+        o->gate = PF_GATE_CONVERT;
+        o->iface = (long)j;
+        snprintf(o->stage, sizeof o->stage, "%s", f->out_name);
+        o->packets = k.records;
+        o->bytes = k.size;
+        o->link_type = (int64_t)k.link_type_raw;
+        parts++;
+    }
+    if (sp->damaged)
+        appendf(notes, sizeof notes, "; read up to offset %" PRIu64 ", where %s", sp->good_end,
+                sp->damage);
+    if (sp->cut_bytes > 0)
+        appendf(notes, sizeof notes,
+                "; last block cut off: %" PRIu64 " bytes after offset %" PRIu64
+                " left out (Arkime reads up to it)",
+                sp->cut_bytes, sp->good_end);
+    if (parts == 0) {
+        struct out *o = out_add(l, i, e);
+        if (o == NULL)
+            goto done;
+        snprintf(o->final, sizeof o->final, "%s-%010" PRIu64 "-%zu-%s.pcap", h->sensor, h->seq,
+                 i + 1, when);
+        if (sp->packets == 0 && !sp->damaged && sp->cut_bytes == 0) {
+            o->gate = PF_GATE_EMPTY;
+            snprintf(o->reason, sizeof o->reason, "no packets");
+            unlinkat(dirfd, x->staged[i], 0);
+            c->files_empty++;
+        } else {
+            o->gate = PF_GATE_HOLD;
+            snprintf(o->reason, sizeof o->reason, "pcapng with nothing Arkime can read%s",
+                     notes[0] ? notes : "");
+            if (hold(imp, dirfd, h, i, x->staged[i], name, o->reason, o->held_as, sizeof o->held_as,
+                     e) != 0)
+                goto done;
+            c->files_held++;
+            imp_event(imp, PF_EV_WARN, "sensor=%s seq=%" PRIu64 " file=%s held=%s reason=\"%s\"",
+                      h->sensor, h->seq, name, o->held_as, o->reason);
+        }
+        rc = 0;
+        goto done;
+    }
+    bool plain = parts == 1 && with_packets == 1 && notes[0] == '\0';
+    for (size_t n = first; n < l->n; n++) {
+        struct out *o = &l->v[n];
+        if (plain)
+            snprintf(o->final, sizeof o->final, "%s-%010" PRIu64 "-%zu-%s.pcap", h->sensor, h->seq,
+                     i + 1, when);
+        else
+            snprintf(o->final, sizeof o->final, "%s-%010" PRIu64 "-%zu-if%ld-%s.pcap", h->sensor,
+                     h->seq, i + 1, o->iface, when);
+    }
+    c->files_converted++;
+    if (plain) {
+        l->v[first].iface = -1; /* converted, not split */
+        /* one interface, every packet carried: as before, the signed
+         * original stays described by the manifest kept in the state */
+        unlinkat(dirfd, x->staged[i], 0);
+        rc = 0;
+        goto done;
+    }
+    /* Split or partly carried: the signed original is kept, held. */
+    char reason[1024] = "", held_as[PATH_MAX];
+    snprintf(reason, sizeof reason, "pcapng delivered as %zu classic pcap%s (interface%s", parts,
+             parts > 1 ? "s" : "", parts > 1 ? "s" : "");
+    for (size_t n = first; n < l->n; n++)
+        appendf(reason, sizeof reason, "%s %ld", n > first ? "," : "", l->v[n].iface);
+    appendf(reason, sizeof reason, ")%s; this is the signed original", notes);
+    if (hold(imp, dirfd, h, i, x->staged[i], name, reason, held_as, sizeof held_as, e) != 0)
+        goto done;
+    for (size_t n = first; n < l->n; n++) {
+        snprintf(l->v[n].held_as, sizeof l->v[n].held_as, "%s", held_as);
+        snprintf(l->v[n].reason, sizeof l->v[n].reason, "%s", reason);
+    }
+    l->v[first].trim_bytes = sp->cut_bytes;
+    l->v[first].trim_packets = sp->cut_bytes > 0;
+    c->files_split += parts > 1;
+    imp_event(imp, PF_EV_WARN, "sensor=%s seq=%" PRIu64 " file=%s original_held=%s note=\"%s\"",
+              h->sensor, h->seq, name, held_as, reason);
+    rc = 0;
+done:
+    if (rc != 0) {
+        for (size_t j = 0; j < sp->nifaces; j++)
+            if (sp->ifaces[j].written)
+                unlinkat(dirfd, sp->ifaces[j].out_name, 0);
+        l->n = first;
+    }
+    free(sp);
+    return rc;
+}
+
+/* Decides, from the bytes, what becomes of manifest file i. */
+static int plan_file(pf_importer *imp, int dirfd, const pf_extracted *x, size_t i, struct plan *p,
+                     struct outs *l, pf_import_counts *c, pf_err *e)
+{
+    const pf_header *h = &x->hdr;
+    const pf_manifest_file *mf = &x->manifest->files[i];
+    const pf_pcapcheck *k = &x->checks[i];
+    char when[32];
+    /* names only: the sensor's claimed first timestamp, or the bundle's */
+    pf_compact_time(when, sizeof when,
+                    mf->info.have_ts && mf->info.first_ns >= 0 ? mf->info.first_ns : h->created_ns);
+    snprintf(p->stage, sizeof p->stage, "%s", x->staged[i]);
+    p->gate = (int)pf_arkime_gate(k, imp->o.read_truncated, p->reason, sizeof p->reason);
+    snprintf(p->final, sizeof p->final, "%s-%010" PRIu64 "-%zu-%s.pcap", h->sensor, h->seq, i + 1,
+             when);
+    if (p->gate == PF_GATE_CONVERT)
+        return plan_pcapng(imp, dirfd, x, i, when, l, c, e);
+    struct out *o = out_add(l, i, e);
+    if (o == NULL)
+        return -1;
+    o->gate = p->gate;
+    snprintf(o->final, sizeof o->final, "%s", p->final);
+    snprintf(o->reason, sizeof o->reason, "%s", p->reason);
+    o->link_type = k->format == PF_PCAPCHECK_PCAP ? (int64_t)k->link_type_raw : -1;
+    switch (p->gate) {
+    case PF_GATE_DELIVER:
+        snprintf(o->stage, sizeof o->stage, "%s", x->staged[i]);
+        o->packets = k->records;
+        o->bytes = k->size;
+        return 0;
+    case PF_GATE_EMPTY:
+        unlinkat(dirfd, x->staged[i], 0);
+        c->files_empty++;
+        return 0;
+    case PF_GATE_HOLD:
+        if (hold(imp, dirfd, h, i, x->staged[i], mf->name, o->reason, o->held_as, sizeof o->held_as,
+                 e) != 0)
+            return -1;
+        snprintf(p->held_as, sizeof p->held_as, "%s", o->held_as);
+        c->files_held++;
+        imp_event(imp, PF_EV_WARN, "sensor=%s seq=%" PRIu64 " file=%s held=%s reason=\"%s\"",
+                  h->sensor, h->seq, mf->name, o->held_as, o->reason);
+        return 0;
+    case PF_GATE_TRIM:
+        break;
+    }
+    /* Deliver the file cut at its last complete record; its hash then
+     * differs from the signed one, so the original is held beside it. */
+    pf_pcapcheck t;
+    char why[512];
+    snprintf(o->stage, sizeof o->stage, "%s%010" PRIu64 "-%zu.trim.part", STAGE_PREFIX, h->seq, i);
+    if (copy_prefix(dirfd, x->staged[i], o->stage, k->good_end, e) != 0)
+        goto fail;
+    int g = recheck(dirfd, o->stage, imp->o.read_truncated, &t, why, sizeof why, e);
+    if (g < 0)
+        goto fail;
+    if (g != PF_GATE_DELIVER || t.records != k->records) {
+        pf_err_set(e, PF_EENV, "%s: the trimmed copy does not read back whole (%s)", mf->name, why);
+        goto fail;
+    }
+    if (hold(imp, dirfd, h, i, x->staged[i], mf->name, o->reason, o->held_as, sizeof o->held_as,
+             e) != 0)
+        goto fail;
+    o->packets = t.records;
+    o->bytes = t.size;
+    o->trim_bytes = k->cut_bytes;
+    o->trim_packets = k->cut_header;
+    c->files_trimmed++;
+    imp_event(imp, PF_EV_WARN,
+              "sensor=%s seq=%" PRIu64 " file=%s trimmed_bytes=%" PRIu64 " trimmed_packets=%" PRIu64
+              " original_held=%s reason=\"%s\"",
+              h->sensor, h->seq, mf->name, o->trim_bytes, o->trim_packets, o->held_as, o->reason);
+    return 0;
+fail:
+    unlinkat(dirfd, o->stage, 0);
+    l->n--;
+    return -1;
+}
+
 /* Everything after a successful extraction: gate, convert, hold, record,
  * deliver. On failure the caller removes what is still staged. */
 int imp_deliver_bundle(pf_importer *imp, const struct candidate *cand, int dirfd, pf_extracted *x,
@@ -206,48 +548,14 @@ int imp_deliver_bundle(pf_importer *imp, const struct candidate *cand, int dirfd
     char hh[65], bh[65], ph[65], fhex[65];
     uint64_t packets = 0, bytes = 0;
     int64_t first = 0, last = 0;
-    bool have_ts = false;
+    bool have_ts = false, recorded = false;
+    struct outs l = {0};
+    int rc = -1;
 
     for (size_t i = 0; i < m->nfiles; i++) {
         const pf_pcapinfo *f = &m->files[i].info;
-        struct plan *p = &plan[i];
-        snprintf(p->stage, sizeof p->stage, "%s", x->staged[i]);
-        p->gate = (int)pf_arkime_gate(f, imp->o.read_truncated, p->reason, sizeof p->reason);
-        char when[32];
-        pf_compact_time(when, sizeof when,
-                        f->have_ts && f->first_ns >= 0 ? f->first_ns : h->created_ns);
-        snprintf(p->final, sizeof p->final, "%s-%010" PRIu64 "-%zu-%s.pcap", h->sensor, h->seq,
-                 i + 1, when);
-        if (p->gate == PF_GATE_CONVERT) {
-            char conv[PF_STAGE_NAME_MAX + 16];
-            snprintf(conv, sizeof conv, "%s%010" PRIu64 "-%zu.conv.part", STAGE_PREFIX, h->seq, i);
-            pf_err ce;
-            pf_err_clear(&ce);
-            if (pf_pcapng_to_pcap(dirfd, p->stage, conv, f->packets, m->files[i].name, &ce) == 0) {
-                unlinkat(dirfd, p->stage, 0);
-                snprintf(p->stage, sizeof p->stage, "%s", conv);
-                c->files_converted++;
-            } else if (ce.status == PF_EREJECT) {
-                p->gate = PF_GATE_HOLD;
-                snprintf(p->reason, sizeof p->reason, "pcapng conversion failed: %.400s", ce.msg);
-            } else {
-                *e = ce;
-                return -1;
-            }
-        }
-        if (p->gate == PF_GATE_HOLD) {
-            if (imp_hold_file(imp, dirfd, h->sensor, h->seq, i + 1, p->stage, m->files[i].name,
-                              p->reason, p->held_as, sizeof p->held_as, e) != 0)
-                return -1;
-            p->stage[0] = '\0';
-            c->files_held++;
-            imp_event(imp, PF_EV_WARN, "sensor=%s seq=%" PRIu64 " file=%s held=%s reason=\"%s\"",
-                      h->sensor, h->seq, m->files[i].name, p->held_as, p->reason);
-        } else if (p->gate == PF_GATE_EMPTY) {
-            unlinkat(dirfd, p->stage, 0);
-            p->stage[0] = '\0';
-            c->files_empty++;
-        }
+        if (plan_file(imp, dirfd, x, i, &plan[i], &l, c, e) != 0)
+            goto out;
         packets += f->packets;
         bytes += f->size;
         if (f->have_ts) {
@@ -260,14 +568,16 @@ int imp_deliver_bundle(pf_importer *imp, const struct candidate *cand, int dirfd
     }
     pf_failpoint("import-staged");
     if (save_provenance(imp, x, e) != 0)
-        return -1;
+        goto out;
 
-    /* One transaction records the intent for the whole bundle. */
+    /* One transaction records the intent for the whole bundle: every file
+     * it delivers gets its n (1, 2, ... in manifest and interface order)
+     * and final name here, so a rerun after a crash finds the same ones. */
     imp_hex32(hh, h->hash);
     imp_hex32(bh, x->bundle_hash);
     imp_hex32(ph, h->prev_hash);
     if (pf_db_begin(&imp->db, e) != 0)
-        return -1;
+        goto out;
     if (pf_db_exec(
             &imp->db, e,
             "INSERT INTO bundles (sensor, seq, header_hash, bundle_hash, prev_seq, "
@@ -277,55 +587,82 @@ int imp_deliver_bundle(pf_importer *imp, const struct candidate *cand, int dirfd
             cand->path, imp_now_s(), (uint64_t)m->nfiles, packets, bytes, have_ts ? first : 0,
             have_ts ? last : 0, manifest_drops(m)) != 0)
         goto rollback;
-    for (size_t i = 0; i < m->nfiles; i++) {
-        const struct plan *p = &plan[i];
-        const char *state = p->gate == PF_GATE_HOLD    ? "held"
-                            : p->gate == PF_GATE_EMPTY ? "empty"
+    for (size_t n = 0; n < l.n; n++) {
+        const struct out *o = &l.v[n];
+        bool delivers = o->gate != PF_GATE_HOLD && o->gate != PF_GATE_EMPTY;
+        const char *state = o->gate == PF_GATE_HOLD    ? "held"
+                            : o->gate == PF_GATE_EMPTY ? "empty"
                                                        : "staged";
-        imp_hex32(fhex, m->files[i].info.blake2b);
+        imp_hex32(fhex, m->files[o->file].info.blake2b);
         if (pf_db_exec(&imp->db, e,
                        "INSERT INTO deliveries (sensor, seq, n, name, stage, final, state, "
-                       "blake2b, converted, reason, exec_status, exec_attempts) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
-                       "suisssssisi", h->sensor, h->seq, (int64_t)i + 1, m->files[i].name, p->stage,
-                       p->final, state, fhex, (int64_t)(p->gate == PF_GATE_CONVERT),
-                       p->reason[0] ? p->reason : NULL,
-                       (int64_t)(imp->o.exec_argv != NULL ? -1 : 0)) != 0)
+                       "blake2b, converted, reason, exec_status, exec_attempts, packets, "
+                       "trim_bytes, trim_packets, interface, link_type, evidence) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?)",
+                       "suisssssisiuuuiis", h->sensor, h->seq, (int64_t)n + 1,
+                       m->files[o->file].name, delivers ? o->stage : "", o->final, state, fhex,
+                       (int64_t)(o->gate == PF_GATE_CONVERT), o->reason[0] ? o->reason : NULL,
+                       (int64_t)(imp->o.exec_argv != NULL && delivers ? -1 : 0),
+                       delivers ? o->packets : 0, o->trim_bytes, o->trim_packets, (int64_t)o->iface,
+                       o->link_type, delivers && o->held_as[0] ? o->held_as : NULL) != 0)
             goto rollback;
     }
+    if (pf_db_exec(&imp->db, e,
+                   "UPDATE deliveries SET interface = NULLIF(interface, -1), "
+                   "link_type = NULLIF(link_type, -1) WHERE sensor = ? AND seq = ?",
+                   "su", h->sensor, h->seq) != 0)
+        goto rollback;
     if (pf_db_commit(&imp->db, e) != 0)
         goto rollback;
+    recorded = true;
     pf_failpoint("import-intent");
 
-    for (size_t i = 0; i < m->nfiles; i++) {
-        struct plan *p = &plan[i];
+    for (size_t n = 0; n < l.n; n++) {
+        struct out *o = &l.v[n];
         bool again;
-        if (p->stage[0] == '\0')
+        if (o->gate == PF_GATE_HOLD || o->gate == PF_GATE_EMPTY)
             continue;
-        if (imp_finish_delivery(imp, dirfd, h->sensor, h->seq, (int64_t)i + 1, p->stage, p->final,
+        if (imp_finish_delivery(imp, dirfd, h->sensor, h->seq, (int64_t)n + 1, o->stage, o->final,
                                 &again, e) != 0)
-            return -1;
-        p->stage[0] = '\0';
+            goto out;
+        o->stage[0] = '\0';
         c->files_delivered++;
-        c->bytes_delivered += m->files[i].info.size;
+        c->bytes_delivered += o->bytes;
+        char extra[PATH_MAX + 128] = "";
+        if (o->gate == PF_GATE_CONVERT)
+            appendf(extra, sizeof extra, " converted=pcapng");
+        if (o->iface >= 0 && o->held_as[0])
+            appendf(extra, sizeof extra, " interface=%ld", o->iface);
+        if (o->trim_bytes > 0)
+            appendf(extra, sizeof extra, " trimmed_bytes=%" PRIu64 " trimmed_packets=%" PRIu64,
+                    o->trim_bytes, o->trim_packets);
+        if (o->held_as[0])
+            appendf(extra, sizeof extra, " original_held=%s", o->held_as);
         imp_event(imp, PF_EV_INFO,
                   "sensor=%s seq=%" PRIu64 " delivered=%s/%s/%s packets=%" PRIu64 "%s", h->sensor,
-                  h->seq, imp->o.ingest_dir, h->sensor, p->final, m->files[i].info.packets,
-                  plan[i].gate == PF_GATE_CONVERT ? " converted=pcapng" : "");
+                  h->seq, imp->o.ingest_dir, h->sensor, o->final, o->packets, extra);
     }
     pf_failpoint("import-delivered");
     if (pf_db_exec(&imp->db, e,
                    "UPDATE bundles SET status = 'committed' WHERE sensor = ? AND seq = ?", "su",
                    h->sensor, h->seq) != 0)
-        return -1;
+        goto out;
     if (imp->o.exec_argv != NULL)
-        for (size_t i = 0; i < m->nfiles; i++)
-            if (plan[i].gate == PF_GATE_DELIVER || plan[i].gate == PF_GATE_CONVERT)
-                if (imp_exec_and_record(imp, h->sensor, h->seq, (int64_t)i + 1, plan[i].final, c,
+        for (size_t n = 0; n < l.n; n++)
+            if (l.v[n].gate != PF_GATE_HOLD && l.v[n].gate != PF_GATE_EMPTY)
+                if (imp_exec_and_record(imp, h->sensor, h->seq, (int64_t)n + 1, l.v[n].final, c,
                                         e) != 0)
-                    return -1;
-    return 0;
+                    goto out;
+    rc = 0;
+    goto out;
 rollback:
     pf_db_rollback(&imp->db);
-    return -1;
+out:
+    if (rc != 0 && !recorded)
+        /* files this stage made; the caller removes the extracted ones */
+        for (size_t n = 0; n < l.n; n++)
+            if (l.v[n].stage[0] != '\0' && strcmp(l.v[n].stage, x->staged[l.v[n].file]) != 0)
+                unlinkat(dirfd, l.v[n].stage, 0);
+    free(l.v);
+    return rc;
 }

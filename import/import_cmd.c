@@ -452,15 +452,18 @@ int pf_import_main(int argc, char **argv)
     }
     if (ui.progress_shown)
         fputs("\r\033[K", stderr);
-    char summary[512], rfail[96] = "";
+    char summary[512], rfail[96] = "", cut[96] = "";
     if (n.receipts_failed > 0)
         snprintf(rfail, sizeof rfail, ", %zu receipt(s) NOT written: sources kept, run again",
                  n.receipts_failed);
+    if (n.files_trimmed > 0 || n.files_split > 0)
+        snprintf(cut, sizeof cut, ", %zu trimmed, %zu pcapng split (originals held)",
+                 n.files_trimmed, n.files_split);
     snprintf(summary, sizeof summary,
              "%zu new, %zu already imported, %zu rejected, %zu gaps "
-             "(%zu files delivered, %zu held, %zu incomplete bundles%s%s)",
+             "(%zu files delivered, %zu held, %zu incomplete bundles%s%s%s)",
              n.imported, n.duplicates, n.rejected, n.gaps, n.files_delivered, n.files_held,
-             n.incomplete, n.equivocations ? ", EQUIVOCATION seen: see the log" : "", rfail);
+             n.incomplete, cut, n.equivocations ? ", EQUIVOCATION seen: see the log" : "", rfail);
     if (pf_log_to_syslog())
         pf_log_line(n.rejected > 0 || n.equivocations ? PF_LOG_WARN : PF_LOG_INFO, "import",
                     summary);

@@ -37,6 +37,8 @@ typedef struct pf_import_opts {
 typedef struct pf_import_counts {
     size_t imported, duplicates, rejected, equivocations, incomplete;
     size_t files_delivered, files_converted, files_held, files_empty;
+    size_t files_trimmed; /* delivered up to a cut-off last record */
+    size_t files_split;   /* pcapng delivered as several classic pcaps */
     size_t exec_failures;
     size_t receipts_failed; /* receipt copies not written; their sources kept */
     uint64_t bytes_delivered;
