@@ -73,7 +73,7 @@ command -v sqlite3 >/dev/null 2>&1 || command -v python3 >/dev/null 2>&1 || HAVE
 watch_start() {
     local ingest=$1 log=$2 i
     : >"$log"
-    "$ARKIME_WATCH" "$ingest" "$log" 120 >"$log.out" 2>"$log.err" &
+    "$ARKIME_WATCH" --recursive "$ingest" "$log" 120 >"$log.out" 2>"$log.err" &
     WATCH_PID=$!
     for ((i = 0; i < 200; i++)); do
         grep -qx ready "$log.out" 2>/dev/null && return 0
