@@ -15,6 +15,7 @@
 
 #include "common/fsutil.h"
 #include "import/arkime.h"
+#include "import/arkime_socket.h"
 
 /* ---------- delivery ---------- */
 
@@ -161,6 +162,25 @@ static bool arkime_took(pf_importer *imp, int dirfd, const char *final)
     }
 }
 
+/* Monitor mode: open/close makes the IN_CLOSE_WRITE capture waits for.
+ * With the command socket, capture says when it has read the file. */
+static int announce(pf_importer *imp, int dirfd, const char *sensor, const char *final, pf_err *e)
+{
+    if (imp->o.arkime_socket == NULL)
+        return pf_arkime_announce(dirfd, final, e);
+    char path[PATH_MAX];
+    uint64_t packets;
+    if (snprintf(path, sizeof path, "%s/%s/%s", imp->o.ingest_dir, sensor, final) >=
+        (int)sizeof path)
+        return pf_err_set(e, PF_EUSAGE, "%s/%s/%s: path too long", imp->o.ingest_dir, sensor,
+                          final);
+    if (pf_arkime_socket_add(imp->o.arkime_socket, path, PF_ARKIME_SOCKET_TIMEOUT_S, &packets, e) !=
+        0)
+        return -1;
+    imp_event(imp, PF_EV_DEBUG, "file=%s arkime=file-done packets=%" PRIu64, path, packets);
+    return 0;
+}
+
 static int announcing_count(void *ctx, sqlite3_stmt *st, pf_err *e)
 {
     (void)e;
@@ -211,7 +231,7 @@ int imp_finish_delivery(pf_importer *imp, int dirfd, const char *sensor, uint64_
         return -1;
     pf_failpoint("import-announcing");
 announce:
-    if (pf_arkime_announce(dirfd, final, e) != 0)
+    if (announce(imp, dirfd, sensor, final, e) != 0)
         return -1;
     pf_failpoint("import-announced");
 record:

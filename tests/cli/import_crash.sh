@@ -17,6 +17,8 @@
 #     then); exactly once at every failpoint: after a kill past the
 #     "announcing" commit, the file's atime (Arkime read it) decides;
 #   - the state database has every bundle committed and every file delivered.
+# The same with --arkime-socket (the stand-in speaking capture's command-socket
+# protocol): killed before and after the add-file, and capture not running.
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib.sh
 . "${PF_TESTLIB:-$(dirname "${BASH_SOURCE[0]}")/lib.sh}"
@@ -359,6 +361,76 @@ for fp in import-staged import-intent import-renamed import-announcing import-an
 
     echo "  $fp: exactly once"
     check_delivery "$fp" "$EXP" 1 1 "137 0 0" "$L.1" "$L.2" "$L.3"
+done
+
+# ------------------------------------------------------- the command socket
+
+# sock_start LOG: the stand-in speaking capture's command-socket protocol
+# (capture --command-socket PATH --command-wait), no monitor mode.
+SOCK=$T/capture.sock
+sock_start() {
+    local log=$1 i
+    : >"$log"
+    LAST_WATCH_LOG=$log
+    "$ARKIME_WATCH" --command-socket "$SOCK" --command-wait "$log" 120 >"$log.out" 2>"$log.err" &
+    WATCH_PID=$!
+    for ((i = 0; i < 200; i++)); do
+        grep -qx ready "$log.out" 2>/dev/null && return 0
+        kill -0 "$WATCH_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    die "arkime_watch --command-socket did not start: $(cat "$log.err")"
+}
+
+for how in clean import-announcing import-announced arkime-down; do
+    section "--arkime-socket: $how, then a clean run"
+    STATE=$T/sock/$how/state
+    INGEST=$T/sock/$how/ingest
+    L=$T/sock/$how/watch
+    fresh_ingest "$INGEST" edge-01 edge-02
+    import_cmd --arkime-socket "$SOCK" "$OUT"
+    logs=("$L.1")
+    case $how in
+    clean)
+        sock_start "$L.1"
+        expect_exit 0 -- "${IMPORT[@]}"
+        watch_stop
+        statuses="0"
+        ;;
+    arkime-down)
+        rm -f "$SOCK"
+        : >"$L.1"
+        expect_exit 75 -- "${IMPORT[@]}"
+        expect_stderr_contains "cannot reach Arkime's command socket"
+        expect_eq "$how: one file renamed, waiting for Arkime" 1 \
+            "$(find "$INGEST" -name '*.pcap' ! -name '.*' | wc -l)"
+        statuses="75"
+        ;;
+    *)
+        sock_start "$L.1"
+        expect_exit 137 -- env PCAPFERRY_FAILPOINT="$how" "${IMPORT[@]}" 2>/dev/null
+        watch_stop
+        expect_eq "$how: capture was handed file 1 before the kill" \
+            "$([[ $how == import-announced ]] && echo 1 || echo 0)" \
+            "$(count_logged "$L.1" "$INGEST/$FIRST1")"
+        statuses="137"
+        ;;
+    esac
+    if [[ $how != clean ]]; then
+        sock_start "$L.2"
+        expect_exit 0 -- "${IMPORT[@]}"
+        watch_stop
+        logs+=("$L.2")
+        statuses+=" 0"
+        case $how in
+        import-announced) expect_stderr_lacks "announced again" ;;
+        *) expect_stderr_contains "recovered=$(basename "$FIRST1") (announced again" ;;
+        esac
+    fi
+    if [[ -f $SOCK ]] || [[ -S $SOCK ]]; then
+        fail "$how: the stand-in left its socket behind"
+    fi
+    check_delivery "socket $how" "$EXP" 1 1 "$statuses" "${logs[@]}"
 done
 
 # ------------------------------------------------------------ random kills

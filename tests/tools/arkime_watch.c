@@ -61,6 +61,13 @@
  * capture would refuse to start (config file unreadable or not a key file, a
  * filenameOps entry capture rejects), 0 otherwise.
  *
+ * --command-socket PATH (capture 5.4+, with --command-wait): listens on a
+ * Unix socket for `add-file [--op F=V]... [--delete] [--notify] FILE` lines;
+ * each file is read and logged as above and, with --notify, answered with
+ * `file-done filename=FILE packets=N bytes=N` or `file-error filename=FILE
+ * error=...`. On a FATAL file it closes the connection without an answer
+ * and exits, as capture does. --op fields go to the --sessions line.
+ *
  * ARKIME_WATCH_DIR_LAG_MS=N in the environment delays the handling of a new
  * directory by N ms, as a capture busy with a large pcap would: a file
  * announced in the new directory before then is missed (what the importer's
@@ -78,13 +85,16 @@
 #include <poll.h>
 #include <regex.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -251,6 +261,7 @@ static struct {
     size_t nov;
     const char *tags[MAX_TAGS]; /* -t */
     size_t ntags;
+    const char *command_socket;
 } opt = {.node = NULL};
 
 /* One key of the key file: its group, and the raw text after '='. */
@@ -588,7 +599,7 @@ static bool link_type_ok(uint32_t lt)
     return false;
 }
 
-enum outcome { READ_WHOLE, READ_CUT, READ_FATAL };
+enum outcome { READ_WHOLE, READ_CUT, READ_FATAL, READ_MISSING };
 
 /* Classic pcap: whole records to the end. */
 static enum outcome read_pcap(int fd, uint64_t size, const uint8_t gh[24], bool big,
@@ -708,8 +719,13 @@ static enum outcome read_pcapng(int fd, uint64_t size, uint64_t *packets, char *
 
 static bool fatal_seen;
 
-static void ingest(const char *path)
+/* Reads path as capture would; *packets and *bytes for the answer on the
+ * command socket. extra: fields set with add-file --op, or NULL. */
+static enum outcome ingest(const char *path, const char *extra, uint64_t *packets_out,
+                           uint64_t *bytes_out)
 {
+    *packets_out = 0;
+    *bytes_out = 0;
     char why[256] = "";
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
@@ -718,7 +734,7 @@ static void ingest(const char *path)
         fprintf(stderr, "arkime_watch: %s: %s\n", path, strerror(errno));
         if (fd >= 0)
             close(fd);
-        return;
+        return READ_MISSING;
     }
     char size[32];
     snprintf(size, sizeof size, "%llu", (unsigned long long)st.st_size);
@@ -747,12 +763,15 @@ static void ingest(const char *path)
         close(fd);
         if (!opt.ignore_errors)
             fatal_seen = true;
-        return;
+        return READ_FATAL;
     }
     char fields[8192];
     session_fields(path, fields, sizeof fields);
+    *packets_out = packets;
+    *bytes_out = (uint64_t)st.st_size;
     if (sessf_ != NULL) {
-        fprintf(sessf_, "%s packets=%llu %s\n", path, (unsigned long long)packets, fields);
+        fprintf(sessf_, "%s packets=%llu %s%s%s\n", path, (unsigned long long)packets, fields,
+                extra != NULL ? " " : "", extra != NULL ? extra : "");
         fflush(sessf_);
     }
     if (oc == READ_CUT) {
@@ -760,7 +779,7 @@ static void ingest(const char *path)
         fprintf(stderr, "arkime_watch: %s: PARTIAL: %s (capture reads %llu packets, no error)\n",
                 path, why, (unsigned long long)packets);
         close(fd);
-        return;
+        return READ_CUT;
     }
     struct b2b s;
     uint8_t buf[65536], out[32];
@@ -774,7 +793,7 @@ static void ingest(const char *path)
             log_line(path, size, "PARTIAL");
             fprintf(stderr, "arkime_watch: %s: read: %s\n", path, strerror(errno));
             close(fd);
-            return;
+            return READ_CUT;
         }
         if (r == 0)
             break;
@@ -786,6 +805,7 @@ static void ingest(const char *path)
     for (size_t i = 0; i < sizeof out; i++)
         snprintf(hex + 2 * i, 3, "%02x", out[i]);
     log_line(path, size, hex);
+    return READ_WHOLE;
 }
 
 /* ---------------------------------------------------------------- watches */
@@ -879,8 +899,10 @@ static void handle(const struct inotify_event *ev)
         if (name_matches(ev->name))
             log_line("CREATE", path, NULL);
     }
-    if ((ev->mask & IN_CLOSE_WRITE) && name_matches(ev->name))
-        ingest(path);
+    if ((ev->mask & IN_CLOSE_WRITE) && name_matches(ev->name)) {
+        uint64_t packets, bytes;
+        ingest(path, NULL, &packets, &bytes);
+    }
 }
 
 /* ------------------------------------------------------------------- main */
@@ -906,8 +928,127 @@ static int usage(void)
             "usage: arkime_watch [capture options] [--sessions FILE] DIR LOGFILE [SECONDS]\n"
             "       arkime_watch --check [capture options] [PATH...]\n"
             "capture options: -m -R DIR --recursive -c CONFIG -n NODE -o KEY=VALUE -t TAG\n"
-            "                 --copy --delete --flush --debug --ignoreerrors\n");
+            "                 --copy --delete --flush --debug --ignoreerrors\n"
+            "                 --command-socket PATH --command-wait\n"
+            "With -R or --command-socket the positional arguments are LOGFILE [SECONDS].\n");
     return 2;
+}
+
+/* ---------------------------------------------------------- command socket */
+
+static int lfd = -1;
+
+static void answer(int cfd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void answer(int cfd, const char *fmt, ...)
+{
+    char buf[PATH_MAX + 256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n > 0 && (size_t)n < sizeof buf)
+        (void)!send(cfd, buf, (size_t)n, MSG_NOSIGNAL);
+}
+
+/* One command line: `add-file [--op f=v]... [--delete] [--notify] FILE`. */
+static void command(int cfd, char *line)
+{
+    char *tok[64], *save = NULL, extra[2048] = "";
+    size_t n = 0, el = 0;
+    for (char *t = strtok_r(line, " \t", &save); t != NULL && n < 64;
+         t = strtok_r(NULL, " \t", &save))
+        tok[n++] = t;
+    if (n == 0)
+        return;
+    if (strcmp(tok[0], "add-file") != 0) {
+        answer(cfd, "error unknown command %s\n", tok[0]);
+        return;
+    }
+    bool notify = false;
+    const char *file = NULL;
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(tok[i], "--notify") == 0)
+            notify = true;
+        else if (strcmp(tok[i], "--delete") == 0)
+            ; /* not emulated: the tests inspect the files */
+        else if (strcmp(tok[i], "--op") == 0 && i + 1 < n) {
+            i++;
+            if (el < sizeof extra)
+                el +=
+                    (size_t)snprintf(extra + el, sizeof extra - el, "%s%s", el ? " " : "", tok[i]);
+        } else
+            file = tok[i];
+    }
+    if (file == NULL) {
+        answer(cfd, "error add-file needs a file\n");
+        return;
+    }
+    uint64_t packets, bytes;
+    enum outcome oc = ingest(file, el ? extra : NULL, &packets, &bytes);
+    if (oc == READ_FATAL && !opt.ignore_errors)
+        return; /* capture exits: the client sees the socket close, no answer */
+    if (!notify)
+        return;
+    if (oc == READ_MISSING || oc == READ_FATAL)
+        answer(cfd, "file-error filename=%s error=%s\n", file,
+               oc == READ_MISSING ? "cannot-open" : "unreadable");
+    else
+        answer(cfd, "file-done filename=%s packets=%llu bytes=%llu\n", file,
+               (unsigned long long)packets, (unsigned long long)bytes);
+}
+
+/* One client at a time, each line a command, until it closes. */
+static void serve(void)
+{
+    int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (cfd < 0)
+        return;
+    char buf[8192];
+    size_t have = 0;
+    for (;;) {
+        struct pollfd p = {.fd = cfd, .events = POLLIN};
+        if (poll(&p, 1, 5000) <= 0)
+            break;
+        ssize_t r = recv(cfd, buf + have, sizeof buf - 1 - have, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        char *nl;
+        while ((nl = memchr(buf, '\n', have)) != NULL) {
+            *nl = '\0';
+            command(cfd, buf);
+            if (fatal_seen)
+                goto out;
+            size_t used = (size_t)(nl - buf) + 1;
+            memmove(buf, nl + 1, have - used);
+            have -= used;
+        }
+        if (have == sizeof buf - 1)
+            break;
+    }
+out:
+    close(cfd);
+}
+
+static int listen_on(const char *path)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sa.sun_path) {
+        fprintf(stderr, "arkime_watch: %s: socket path too long\n", path);
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    unlink(path);
+    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(lfd, 8) != 0) {
+        fprintf(stderr, "arkime_watch: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 /* The loop: events until SECONDS, a signal, or a file capture exits on. */
@@ -948,8 +1089,8 @@ static int watch_loop(int64_t deadline)
             ts.tv_nsec = 0;
             tsp = &ts;
         }
-        struct pollfd p = {.fd = ifd, .events = POLLIN};
-        int r = ppoll(&p, 1, tsp, &waitmask);
+        struct pollfd p[2] = {{.fd = ifd, .events = POLLIN}, {.fd = lfd, .events = POLLIN}};
+        int r = ppoll(p, 2, tsp, &waitmask);
         if (r < 0 && errno != EINTR) {
             fprintf(stderr, "arkime_watch: poll: %s\n", strerror(errno));
             return 2;
@@ -970,6 +1111,8 @@ static int watch_loop(int64_t deadline)
             if (fatal_seen)
                 break;
         }
+        if (r > 0 && (p[1].revents & POLLIN) && !fatal_seen)
+            serve();
     }
     if (fatal_seen) {
         fprintf(stderr, "arkime_watch: exiting as capture does (LOGEXIT): nothing after this "
@@ -1009,6 +1152,10 @@ int main(int argc, char **argv)
             opt.node = argv[++i];
         else if (strcmp(a, "-t") == 0 && more && opt.ntags < MAX_TAGS)
             opt.tags[opt.ntags++] = argv[++i];
+        else if (strcmp(a, "--command-wait") == 0)
+            ; /* capture waits for commands; so do we, until SECONDS or a signal */
+        else if (strcmp(a, "--command-socket") == 0 && more)
+            opt.command_socket = argv[++i];
         else if (strcmp(a, "--sessions") == 0 && more)
             sessions = argv[++i];
         else if (strcmp(a, "-o") == 0 && more && opt.nov < 32) {
@@ -1054,9 +1201,9 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    if (opt.monitor_dir == NULL && npos > 0)
+    if (opt.monitor_dir == NULL && opt.command_socket == NULL && npos > 0)
         opt.monitor_dir = pos[0], memmove(pos, pos + 1, sizeof pos - sizeof pos[0]), npos--;
-    if (opt.monitor_dir == NULL || npos < 1) {
+    if ((opt.monitor_dir == NULL && opt.command_socket == NULL) || npos < 1) {
         rc = usage();
         goto out;
     }
@@ -1096,12 +1243,16 @@ int main(int argc, char **argv)
         goto out;
     }
     struct stat st;
-    if (stat(opt.monitor_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "arkime_watch: %s is not a directory\n", opt.monitor_dir);
-        goto out;
+    if (opt.monitor_dir != NULL) {
+        if (stat(opt.monitor_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "arkime_watch: %s is not a directory\n", opt.monitor_dir);
+            goto out;
+        }
+        monitor_dir(opt.monitor_dir, 0);
+        if (nwatches == 0)
+            goto out;
     }
-    monitor_dir(opt.monitor_dir, 0);
-    if (nwatches == 0)
+    if (opt.command_socket != NULL && listen_on(opt.command_socket) != 0)
         goto out;
     printf("ready\n");
     fflush(stdout);
@@ -1129,5 +1280,9 @@ out:
     free(paths);
     if (ifd >= 0)
         close(ifd);
+    if (lfd >= 0) {
+        close(lfd);
+        unlink(opt.command_socket);
+    }
     return rc;
 }
