@@ -43,11 +43,16 @@ SAMPLE=/data/ingest/plant-a/plant-a-0000000042-1-20231114T221320Z.pcap
 # roff's escapes in the man pages' examples: \- is -, \e is a backslash.
 unroff() { sed -e 's/\\-/-/g' -e 's/\\e/\\/g' -e 's/\\(aq/'"'"'/g'; }
 
+# as_text FILE: FILE as a reader sees it (man pages unescaped).
+as_text() {
+    if [[ $1 == *.1 ]]; then unroff <"$1"; else cat "$1"; fi
+}
+
 # capture_lines FILE: each /opt/arkime/bin/capture command of FILE, joined
 # over its backslash-continued lines, one per output line.
 capture_lines() {
     local f=$1
-    { [[ $f == *.1 ]] && unroff <"$f" || cat "$f"; } |
+    as_text "$f" |
         awk '/^[[:space:]]*\/opt\/arkime\/bin\/capture / || cont {
                  line = cont ? line " " $0 : $0
                  if ($0 ~ /\\$/) { sub(/\\$/, "", line); cont = 1; next }
@@ -59,7 +64,7 @@ capture_lines() {
 # block, or commented out in import.conf), as written.
 filenameops_lines() {
     local f=$1
-    { [[ $f == *.1 ]] && unroff <"$f" || cat "$f"; } |
+    as_text "$f" |
         sed -n 's/^[[:space:]#]*\(filenameOps=.*\)$/\1/p'
 }
 
@@ -81,7 +86,14 @@ for f in docs/IMPORT.md docs/DEPLOY.md man/pcapferry-import.1 man/pcapferry.1; d
             [[ ${words[i - 1]} == -c ]] && words[i]=$ROOT/packaging/docker/arkime-config.ini
         done
         expect_exit 0 -- "$ARKIME_WATCH" --check "${words[@]:1}"
-        if grep -qx 'monitor=/data/ingest recursive=yes' "$PF_OUT"; then
+        if [[ " ${words[*]} " == *" --command-socket "* ]]; then
+            # command-socket mode: no directory is watched, files are handed over
+            if [[ " ${words[*]} " == *" --command-wait "* ]] && ! grep -q '^monitor=/' "$PF_OUT"; then
+                pass "$f: '$l' waits for add-file commands, no monitor mode"
+            else
+                fail "$f: '$l': a command socket needs --command-wait, and no -m -R beside it"
+            fi
+        elif grep -qx 'monitor=/data/ingest recursive=yes' "$PF_OUT"; then
             pass "$f: '$l' watches /data/ingest and its sub-directories"
         else
             fail "$f: '$l' does not watch the sub-directories of /data/ingest ($(grep '^monitor=' "$PF_OUT"))"
@@ -217,7 +229,7 @@ for mode in flat recursive; do
     deliver "$T/good.pcap" "$W/ingest/old-sensor/a.pcap"
     deliver "$T/good.pcap" "$W/ingest/new-sensor/b.pcap"
     deliver "$T/good.pcap" "$W/ingest/top.pcap"
-    wait_log "$W/log" $([[ $mode == recursive ]] && echo 3 || echo 1)
+    wait_log "$W/log" "$([[ $mode == recursive ]] && echo 3 || echo 1)"
     sleep 0.2
     watch_stop
     expect_eq "$mode: exit status" 0 "$WATCH_RC"
@@ -259,7 +271,7 @@ try() {
 }
 # le32 FILE OFFSET VALUE: overwrite 4 bytes, little-endian.
 le32() {
-    printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($3 & 255)) $(($3 >> 8 & 255)) \
+    printf '%b' "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($3 & 255)) $(($3 >> 8 & 255)) \
         $(($3 >> 16 & 255)) $(($3 >> 24 & 255)))" |
         dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
@@ -271,9 +283,8 @@ cp "$T/good.pcap" "$T/fcs.pcap"
 le32 "$T/fcs.pcap" 20 $((0x24000001))
 expect_eq "tcpdump reads the FCS-bits file as Ethernet" 50 "$(tcpdump -n -r "$T/fcs.pcap" 2>/dev/null | wc -l)"
 try fcs.pcap 3 FATAL
-grep -q "Unsupported pcap link type 603979777" "$T/last.err" &&
-    pass "FCS bits: 'Unsupported pcap link type 603979777'" ||
-    fail "FCS bits: no 'Unsupported pcap link type 603979777': $(cat "$T/last.err")"
+expect_true "FCS bits: 'Unsupported pcap link type 603979777'" -- \
+    grep -q "Unsupported pcap link type 603979777" "$T/last.err"
 for lt in 12 101 14; do
     cp "$T/good.pcap" "$T/lt$lt.pcap"
     le32 "$T/lt$lt.pcap" 20 "$lt"
@@ -301,9 +312,8 @@ try junk.pcap 0 FATAL --ignoreerrors
 size=$(stat -c %s "$T/good.pcap")
 head -c $((size - 7)) "$T/good.pcap" >"$T/cut.pcap"
 try cut.pcap 0 PARTIAL
-grep -q "capture reads 49 packets, no error" "$T/last.err" &&
-    pass "cut last record: 49 of 50 packets read, no error" ||
-    fail "cut last record: $(cat "$T/last.err")"
+expect_true "cut last record: 49 of 50 packets read, no error" -- \
+    grep -q "capture reads 49 packets, no error" "$T/last.err"
 # pcapng: one interface is read; two interfaces stop capture.
 "$PCAPGEN" --packets 30 --pcapng "$T/one.pcap" >/dev/null 2>&1 || die "pcapgen failed"
 try one.pcap 0 WHOLE
@@ -312,9 +322,8 @@ mergecap -F pcapng -w "$T/two.pcap" "$T/good.pcap" "$T/raw.pcap" 2>/dev/null || 
 expect_eq "capinfos: the merged pcapng has 2 interfaces" 2 \
     "$(capinfos -M "$T/two.pcap" | sed -n 's/^Number of interfaces in file: *//p')"
 try two.pcap 3 FATAL
-grep -q "Multiple interfaces in pcapNG" "$T/last.err" &&
-    pass "two interfaces: 'Multiple interfaces in pcapNG'" ||
-    fail "two interfaces: $(cat "$T/last.err")"
+expect_true "two interfaces: 'Multiple interfaces in pcapNG'" -- \
+    grep -q "Multiple interfaces in pcapNG" "$T/last.err"
 
 # ------------------------------------------------------------------- part 3
 
@@ -337,6 +346,6 @@ watch_stop
 expect_eq "stand-in exit status" 0 "$WATCH_RC"
 expect_eq "both files read, each with sensor:plant-a and bundle:42" \
     "2" "$(grep -c ' packets=20 tags=sensor:plant-a,bundle:42$' "$E/sessions")"
-cat "$E/sessions" | sed 's/^/  /'
+sed 's/^/  /' "$E/sessions"
 
 summary

@@ -68,6 +68,13 @@ for r in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]):
         echo "NO-SQLITE"
     fi
 }
+# Does a read move an atime of 0 here (relatime, strictatime) or not
+# (noatime)? The importer's crash recovery asks the file that question.
+probe=$T/atime-probe
+echo x >"$probe" && touch -a -d @0 "$probe" && cat "$probe" >/dev/null
+ATIME_WORKS=1
+[[ $(stat -c %X "$probe") == 0 ]] && ATIME_WORKS=0
+((ATIME_WORKS)) || echo "  NOTE: reads do not update atime under $T (noatime): a file read before a kill is announced again"
 HAVE_DB=1
 command -v sqlite3 >/dev/null 2>&1 || command -v python3 >/dev/null 2>&1 || HAVE_DB=0
 
@@ -317,11 +324,11 @@ for fp in import-staged import-intent import-renamed import-announcing import-an
         ((HAVE_DB)) && expect_eq "$fp: announcement of file 1 recorded as begun" \
             "$([[ $fp == import-renamed ]] && echo 0 || echo 1)" \
             "$(db_query "$STATE" "SELECT COUNT(*) FROM announcing WHERE sensor = 'edge-01' AND seq = 1 AND n = 1")"
-        if [[ $fp == import-announced ]]; then
+        if [[ $fp == import-announced ]] && ((ATIME_WORKS)); then
             atime=$(stat -c %X "$INGEST/$FIRST1")
             expect_true "$fp: Arkime's read moved the file's atime off the importer's mark 0 ($atime)" -- \
                 test "$atime" -gt 0
-        else
+        elif [[ $fp != import-announced ]]; then
             expect_eq "$fp: nobody read the file: atime still the importer's mark" 0 \
                 "$(stat -c %X "$INGEST/$FIRST1")"
         fi
@@ -342,9 +349,17 @@ for fp in import-staged import-intent import-renamed import-announcing import-an
         expect_stderr_contains "5 new, 1 already imported" # finished by the recovery
     fi
     case $fp in
-    import-intent | import-renamed | import-announced)
-        # renamed, never announced: announced now; announced and read by
-        # Arkime (atime): recorded, not announced again
+    import-announced)
+        if ((ATIME_WORKS)); then
+            # announced and read by Arkime (atime): recorded, not announced again
+            expect_stderr_matches "recovered=$(basename "$FIRST1")\$"
+            expect_stderr_lacks "announced again"
+        else
+            expect_stderr_contains "recovered=$(basename "$FIRST1") (announced again"
+        fi
+        ;;
+    import-intent | import-renamed)
+        # renamed, never announced: announced now, no doubt
         expect_stderr_matches "recovered=$(basename "$FIRST1")\$"
         expect_stderr_lacks "announced again"
         ;;
@@ -359,8 +374,13 @@ for fp in import-staged import-intent import-renamed import-announcing import-an
     expect_stderr_contains "0 new, 6 already imported"
     expect_eq "$fp: third run announced nothing" 0 "$(grep -c . "$L.3")"
 
-    echo "  $fp: exactly once"
-    check_delivery "$fp" "$EXP" 1 1 "137 0 0" "$L.1" "$L.2" "$L.3"
+    if [[ $fp == import-announced ]] && ((!ATIME_WORKS)); then
+        echo "  $fp: no atime here: announced again, at most twice"
+        check_delivery "$fp" "$EXP" 1 2 "137 0 0" "$L.1" "$L.2" "$L.3"
+    else
+        echo "  $fp: exactly once"
+        check_delivery "$fp" "$EXP" 1 1 "137 0 0" "$L.1" "$L.2" "$L.3"
+    fi
 done
 
 # ------------------------------------------------------- the command socket
@@ -422,15 +442,18 @@ for how in clean import-announcing import-announced arkime-down; do
         watch_stop
         logs+=("$L.2")
         statuses+=" 0"
-        case $how in
-        import-announced) expect_stderr_lacks "announced again" ;;
-        *) expect_stderr_contains "recovered=$(basename "$FIRST1") (announced again" ;;
-        esac
+        if [[ $how == import-announced ]] && ((ATIME_WORKS)); then
+            expect_stderr_lacks "announced again"
+        else
+            expect_stderr_contains "recovered=$(basename "$FIRST1") (announced again"
+        fi
     fi
     if [[ -f $SOCK ]] || [[ -S $SOCK ]]; then
         fail "$how: the stand-in left its socket behind"
     fi
-    check_delivery "socket $how" "$EXP" 1 1 "$statuses" "${logs[@]}"
+    max=1
+    [[ $how == import-announced ]] && ((!ATIME_WORKS)) && max=2
+    check_delivery "socket $how" "$EXP" 1 "$max" "$statuses" "${logs[@]}"
 done
 
 # ------------------------------------------------------------ random kills
