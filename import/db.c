@@ -27,6 +27,11 @@ static const char schema[] =
     " blake2b TEXT, converted INTEGER NOT NULL DEFAULT 0, reason TEXT,"
     " exec_status INTEGER, exec_attempts INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (sensor, seq, n));"
+    /* A row here: the announcement of that delivery has begun (committed
+     * before the open/close) and is not yet recorded as done. */
+    "CREATE TABLE IF NOT EXISTS announcing ("
+    " sensor TEXT NOT NULL, seq INTEGER NOT NULL, n INTEGER NOT NULL,"
+    " PRIMARY KEY (sensor, seq, n));"
     "CREATE TABLE IF NOT EXISTS rejections ("
     " file_hash TEXT PRIMARY KEY, sensor TEXT, seq INTEGER, reason TEXT NOT NULL,"
     " equivocation INTEGER NOT NULL DEFAULT 0, quarantined_as TEXT, at INTEGER NOT NULL);";

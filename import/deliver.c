@@ -16,6 +16,7 @@
 
 #include "common/fsutil.h"
 #include "import/arkime.h"
+#include "import/arkime_socket.h"
 
 /* ---------- delivery ---------- */
 
@@ -130,37 +131,124 @@ int imp_exec_and_record(pf_importer *imp, const char *sensor, uint64_t seq, int6
         "isui", (int64_t)st, sensor, seq, nth);
 }
 
-/* The last step for one file: staged -> final name -> announced. Safe to
- * repeat after a crash at any point (see docs/IMPORT.md). */
+/* A delivered file's access time is set to this mark before it gets its
+ * final name; Arkime's first read moves it (relatime updates an atime older
+ * than the mtime), so after a crash the file itself says whether Arkime
+ * took it. */
+#define ATIME_MARK 0
+
+static bool atime_moved(int dirfd, const char *final)
+{
+    struct stat st;
+    if (fstatat(dirfd, final, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return false;
+    return st.st_atim.tv_sec != ATIME_MARK || st.st_atim.tv_nsec != 0;
+}
+
+/* After a crash with the announcement begun: did Arkime take the file?
+ * Gone (--copy --delete) or read (atime moved) says yes; an untouched file
+ * may still sit in capture's queue, so give it up to --settle-ms. */
+static bool arkime_took(pf_importer *imp, int dirfd, const char *final)
+{
+    if (faccessat(dirfd, final, F_OK, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT)
+        return true;
+    for (long waited = 0;; waited += 50) {
+        if (atime_moved(dirfd, final))
+            return true;
+        if (waited >= imp->o.settle_ms)
+            return false;
+        struct timespec ts = {0, 50 * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+}
+
+/* Monitor mode: open/close makes the IN_CLOSE_WRITE capture waits for.
+ * With the command socket, capture says when it has read the file. */
+static int announce(pf_importer *imp, int dirfd, const char *sensor, const char *final, pf_err *e)
+{
+    if (imp->o.arkime_socket == NULL)
+        return pf_arkime_announce(dirfd, final, e);
+    char path[PATH_MAX];
+    uint64_t packets;
+    if (snprintf(path, sizeof path, "%s/%s/%s", imp->o.ingest_dir, sensor, final) >=
+        (int)sizeof path)
+        return pf_err_set(e, PF_EUSAGE, "%s/%s/%s: path too long", imp->o.ingest_dir, sensor,
+                          final);
+    if (pf_arkime_socket_add(imp->o.arkime_socket, path, PF_ARKIME_SOCKET_TIMEOUT_S, &packets, e) !=
+        0)
+        return -1;
+    imp_event(imp, PF_EV_DEBUG, "file=%s arkime=file-done packets=%" PRIu64, path, packets);
+    return 0;
+}
+
+static int announcing_count(void *ctx, sqlite3_stmt *st, pf_err *e)
+{
+    (void)e;
+    *(int64_t *)ctx = sqlite3_column_int64(st, 0);
+    return 0;
+}
+
+/* The last step for one file: staged -> atime mark -> final name ->
+ * "announcing" recorded -> announced -> delivered. Safe to repeat after a
+ * crash at any point (see docs/IMPORT.md, "Crash windows"): only a crash
+ * between the "announcing" commit and the "delivered" one leaves a doubt,
+ * and then the file's atime (or its absence) tells whether Arkime took it. */
 int imp_finish_delivery(pf_importer *imp, int dirfd, const char *sensor, uint64_t seq, int64_t nth,
                         const char *stage, const char *final, bool *announced_again, pf_err *e)
 {
     *announced_again = false;
+    const struct timespec mark[2] = {{ATIME_MARK, 0}, {0, UTIME_OMIT}};
+    if (utimensat(dirfd, stage, mark, AT_SYMLINK_NOFOLLOW) != 0 && errno != ENOENT)
+        return pf_err_sys(e, errno, "%s/%s/%s: cannot mark the staged file", imp->o.ingest_dir,
+                          sensor, stage);
     if (pf_rename_noreplace(dirfd, stage, dirfd, final) != 0) {
         int err = errno;
         bool stage_there = faccessat(dirfd, stage, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
         bool final_there = faccessat(dirfd, final, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
-        if (err == ENOENT && !stage_there) {
-            /* renamed by the run that was killed: the announcement may or
-             * may not have happened; we err on announcing again */
-            *announced_again = final_there;
-        } else {
+        if (err != ENOENT || stage_there)
             return pf_err_sys(e, err, "%s/%s/%s: cannot deliver", imp->o.ingest_dir, sensor, final);
+        /* renamed by the run that was killed */
+        int64_t begun = 0;
+        if (pf_db_query(&imp->db, e, announcing_count, &begun,
+                        "SELECT COUNT(*) FROM announcing WHERE sensor = ? AND seq = ? AND n = ?",
+                        "sui", sensor, seq, nth) != 0)
+            return -1;
+        if (!final_there || (begun > 0 && arkime_took(imp, dirfd, final)))
+            goto record; /* consumed (--copy --delete) or read by Arkime */
+        if (begun > 0) {
+            /* killed between the "announcing" commit and the open(), or
+             * Arkime has not read the file yet: err on announcing again */
+            *announced_again = true;
+            goto announce;
         }
-        if (!final_there)
-            goto record; /* already consumed by Arkime (--copy --delete) */
     }
     if (pf_fsync_dirfd(dirfd, final, e) != 0)
         return -1;
     pf_failpoint("import-renamed");
-    if (pf_arkime_announce(dirfd, final, e) != 0)
+    if (pf_db_exec(&imp->db, e,
+                   "INSERT OR IGNORE INTO announcing (sensor, seq, n) VALUES (?, ?, ?)", "sui",
+                   sensor, seq, nth) != 0)
+        return -1;
+    pf_failpoint("import-announcing");
+announce:
+    if (announce(imp, dirfd, sensor, final, e) != 0)
         return -1;
     pf_failpoint("import-announced");
 record:
-    return pf_db_exec(&imp->db, e,
-                      "UPDATE deliveries SET state = 'delivered' WHERE sensor = ? AND seq = ? "
-                      "AND n = ?",
-                      "sui", sensor, seq, nth);
+    if (pf_db_begin(&imp->db, e) != 0)
+        return -1;
+    if (pf_db_exec(&imp->db, e,
+                   "UPDATE deliveries SET state = 'delivered' WHERE sensor = ? AND seq = ? "
+                   "AND n = ?",
+                   "sui", sensor, seq, nth) != 0 ||
+        pf_db_exec(&imp->db, e, "DELETE FROM announcing WHERE sensor = ? AND seq = ? AND n = ?",
+                   "sui", sensor, seq, nth) != 0 ||
+        pf_db_commit(&imp->db, e) != 0) {
+        pf_db_rollback(&imp->db);
+        return -1;
+    }
+    return 0;
 }
 
 static int save_provenance(pf_importer *imp, const pf_extracted *x, pf_err *e)

@@ -45,6 +45,9 @@ const char pf_import_usage[] =
     "  --rescan SECONDS         --watch: full rescan interval (default 60)\n"
     "  --settle-ms N            pause after creating a sensor directory so Arkime can\n"
     "                           watch it (default 1000)\n"
+    "  --arkime-socket PATH     hand each file to capture's --command-socket (add-file\n"
+    "                           --notify) and wait for its answer, instead of announcing\n"
+    "                           it to monitor mode\n"
     "  --config FILE            settings as 'key = value' (default " DEFAULT_CONFIG ")\n"
     "  -q, --quiet              only errors and the summary;  -v, --verbose: more\n"
     "  --syslog                 log events and the summary to syslog (daemon facility)\n"
@@ -55,7 +58,7 @@ const char pf_import_usage[] =
     "(incomplete bundles, disk full, another import running).\n";
 
 struct settings {
-    char *key, *keyring, *state, *ingest, *quarantine, *exec, *receipts;
+    char *key, *keyring, *state, *ingest, *quarantine, *exec, *receipts, *arkime_socket;
     char *sources[MAX_SOURCES];
     size_t nsources;
     bool read_truncated, delete_source, watch, status, json, syslog;
@@ -82,6 +85,8 @@ static int config_setting(void *ctx, const char *k, const char *v, int lineno, p
         return pf_cli_set_str(&s->exec, v);
     if (strcmp(k, "receipts") == 0)
         return pf_cli_set_str(&s->receipts, v);
+    if (strcmp(k, "arkime-socket") == 0)
+        return pf_cli_set_str(&s->arkime_socket, v);
     if (strcmp(k, "source") == 0) {
         if (s->nsources >= MAX_SOURCES)
             return pf_err_set(e, PF_EUSAGE, "too many sources");
@@ -114,6 +119,7 @@ static void free_settings(struct settings *s)
     free(s->quarantine);
     free(s->exec);
     free(s->receipts);
+    free(s->arkime_socket);
     for (size_t i = 0; i < s->nsources; i++)
         free(s->sources[i]);
 }
@@ -248,7 +254,8 @@ int pf_import_main(int argc, char **argv)
         O_STATUS,
         O_JSON,
         O_RECEIPTS,
-        O_SYSLOG
+        O_SYSLOG,
+        O_SOCK
     };
     static const struct option longopts[] = {{"key", required_argument, NULL, O_KEY},
                                              {"keyring", required_argument, NULL, O_KEYRING},
@@ -266,6 +273,7 @@ int pf_import_main(int argc, char **argv)
                                              {"json", no_argument, NULL, O_JSON},
                                              {"receipts", required_argument, NULL, O_RECEIPTS},
                                              {"syslog", no_argument, NULL, O_SYSLOG},
+                                             {"arkime-socket", required_argument, NULL, O_SOCK},
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"verbose", no_argument, NULL, 'v'},
                                              {"help", no_argument, NULL, 'h'},
@@ -333,6 +341,9 @@ int pf_import_main(int argc, char **argv)
         case O_RECEIPTS:
             pf_cli_set_str(&cli.receipts, optarg);
             break;
+        case O_SOCK:
+            pf_cli_set_str(&cli.arkime_socket, optarg);
+            break;
         case O_SYSLOG:
             cli.syslog = true;
             break;
@@ -370,6 +381,7 @@ int pf_import_main(int argc, char **argv)
     OVERRIDE(quarantine)
     OVERRIDE(exec)
     OVERRIDE(receipts)
+    OVERRIDE(arkime_socket)
 #undef OVERRIDE
     s.read_truncated |= cli.read_truncated;
     s.delete_source |= cli.delete_source;
@@ -427,6 +439,7 @@ int pf_import_main(int argc, char **argv)
                         .read_truncated = s.read_truncated,
                         .delete_source = s.delete_source,
                         .settle_ms = s.settle_ms,
+                        .arkime_socket = s.arkime_socket,
                         .event = on_event,
                         .progress = on_progress,
                         .ctx = &ui};

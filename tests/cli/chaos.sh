@@ -365,7 +365,7 @@ plan_for() { # plan_for FPS_ARRAY_NAME ROUND
 # ---------------------------------------------------------------- run
 
 : >"$T/watch.log"
-"$ARKIME_WATCH" "$ING" "$T/watch.log" >"$T/watch.out" 2>"$T/watch.err" &
+"$ARKIME_WATCH" --recursive "$ING" "$T/watch.log" >"$T/watch.out" 2>"$T/watch.err" &
 WATCH_PID=$!
 wait_for 10 grep -qsx ready "$T/watch.out" || die "arkime_watch did not start"
 

@@ -205,7 +205,7 @@ NEW_SENSOR=$BUNDLE
 
 # The ingest directory starts empty: the importer makes edge-01/ (in (a))
 # and edge-02/ (in (d)) while Arkime watches.
-ARKIME_WATCH_DIR_LAG_MS=50 "$ARKIME_WATCH" "$INGEST" "$WLOG" 300 >"$WLOG.out" 2>"$WLOG.err" &
+ARKIME_WATCH_DIR_LAG_MS=50 "$ARKIME_WATCH" --recursive "$INGEST" "$WLOG" 300 >"$WLOG.out" 2>"$WLOG.err" &
 WATCH_PID=$!
 wait_for "arkime_watch is watching $INGEST" 10 grep -qx ready "$WLOG.out" ||
     die "arkime_watch did not start: $(cat "$WLOG.err")"
@@ -344,7 +344,7 @@ make_bundle "$OUTBOX/control" edge-03 1 1 1700000000 300
 CTL_INGEST=$T/ingest-control
 CTL_LOG=$T/watch-control.log
 mkdir -p "$CTL_INGEST"
-ARKIME_WATCH_DIR_LAG_MS=1000 "$ARKIME_WATCH" "$CTL_INGEST" "$CTL_LOG" 60 >"$CTL_LOG.out" 2>"$CTL_LOG.err" &
+ARKIME_WATCH_DIR_LAG_MS=1000 "$ARKIME_WATCH" --recursive "$CTL_INGEST" "$CTL_LOG" 60 >"$CTL_LOG.out" 2>"$CTL_LOG.err" &
 WATCH_PID=$!
 wait_for "a watcher that handles new directories 1 s late" 10 grep -qx ready "$CTL_LOG.out"
 expect_exit 0 -- "$PCAPFERRY" import --key "$CENTRAL_KEY" --keyring "$KEYRING" --state "$T/state-control" \
@@ -365,7 +365,7 @@ mkdir -p "$F/in" "$F/ingest"
 FLOG=$F/watch.log
 # The watcher takes 1.2 s to watch a new directory, the importer pauses 2.5 s:
 # only a pause cut short by the signal delivers before the watch is there.
-ARKIME_WATCH_DIR_LAG_MS=1200 "$ARKIME_WATCH" "$F/ingest" "$FLOG" 60 >"$FLOG.out" 2>"$FLOG.err" &
+ARKIME_WATCH_DIR_LAG_MS=1200 "$ARKIME_WATCH" --recursive "$F/ingest" "$FLOG" 60 >"$FLOG.out" 2>"$FLOG.err" &
 WATCH_PID=$!
 wait_for "a watcher that handles new directories 1.2 s late" 10 grep -qx ready "$FLOG.out"
 IMP_ERR=$F/import.err
