@@ -88,7 +88,7 @@ static void classify(pf_provenance *p, size_t hint_n)
         f->read_status == PF_READ_COMPLETE) {
         p->match = PF_PROV_CONVERTED;
         snprintf(p->why, sizeof p->why,
-                 "the signed entry is pcapng; this pcap has the same %" PRIu64
+                 "this pcap (the importer's conversion) has the same %" PRIu64
                  " packets and the same first and last timestamps",
                  f->packets);
         return;

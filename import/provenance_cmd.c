@@ -155,6 +155,7 @@ static json_t *describe(const char *file, const pf_provenance *p, const pf_locat
     json_object_set_new(o, "snaplen", capture_of(m, "snaplen"));
     json_object_set_new(o, "link_type_name", f ? json_string(f->info.link_type_name) : json_null());
     json_object_set_new(o, "hostname", capture_of(m, "hostname"));
+    json_object_set_new(o, "capture_source", capture_of(m, "source"));
     json_object_set_new(o, "manifest", json_string(manifest_path));
     json_object_set_new(o, "header", header_path ? json_string(header_path) : json_null());
     if (loc != NULL) {
@@ -200,9 +201,9 @@ static void print_text(json_t *o, const pf_provenance *p)
              i_or(o, "entry", 0), i_or(o, "entries", 0), s_or(o, "sensor", ""), i_or(o, "seq", 0));
     else if (p->match == PF_PROV_CONVERTED)
         line("result:",
-             "CONVERTED: the sensor signed the pcapng original; %s. The packet "
-             "count and time range are proven, these bytes are not",
-             p->why);
+             "CONVERTED: the sensor signed the pcapng original (%s), not these bytes; "
+             "%s. Proven: the packet count and time range; not proven: the bytes",
+             s_or(o, "original_name", "?"), p->why);
     else
         line("result:", "%s: %s", strcmp(res, "mismatch") == 0 ? "MISMATCH" : "NOT LISTED", p->why);
     line("sensor:", "%s (key %s, %s, %s)", s_or(o, "sensor", ""), s_or(o, "sensor_key_id", ""),
@@ -216,18 +217,32 @@ static void print_text(json_t *o, const pf_provenance *p)
     line("bundle created:", "%s", s_or(o, "bundle_created", ""));
     line("original name:", "%s (file %lld of %lld in the bundle)", s_or(o, "original_name", "?"),
          i_or(o, "entry", 0), i_or(o, "entries", 0));
-    line("capture window:", "%s to %s (rotated by %s)", s_or(o, "window_start", "?"),
-         s_or(o, "window_end", "?"), s_or(o, "rotated_by", "?"));
+    if (json_is_string(json_object_get(o, "window_start")))
+        line("capture window:", "%s to %s (rotated by %s)", s_or(o, "window_start", "?"),
+             s_or(o, "window_end", "?"), s_or(o, "rotated_by", "?"));
+    else
+        line("capture window:", "not recorded (not made by pcapferry capture)");
     line("packets:", "%lld, first %s, last %s", i_or(o, "packets", 0), s_or(o, "first_packet", "-"),
          s_or(o, "last_packet", "-"));
     if (json_is_integer(json_object_get(o, "dropped_kernel")))
         line("drops:", "%lld by the kernel, %lld by the interface (%lld received)",
              i_or(o, "dropped_kernel", 0), i_or(o, "dropped_interface", 0), i_or(o, "received", 0));
     else
-        line("drops:", "not recorded (the file was not captured by pcapferry capture)");
-    line("interface:", "%s, filter '%s', snaplen %lld, link type %s, host %s",
-         s_or(o, "interface", "?"), s_or(o, "filter", ""), i_or(o, "snaplen", 0),
-         s_or(o, "link_type_name", "?"), s_or(o, "hostname", "?"));
+        line("drops:", "not recorded (read from files with capture -r, or not made by "
+                       "pcapferry capture)");
+    const char *src = s_or(o, "capture_source", NULL);
+    if (src != NULL && strcmp(src, "files") == 0)
+        line("interface:",
+             "none: read from files (capture -r), snaplen %lld, link type %s, "
+             "host %s",
+             i_or(o, "snaplen", 0), s_or(o, "link_type_name", "?"), s_or(o, "hostname", "?"));
+    else if (json_is_string(json_object_get(o, "interface")))
+        line("interface:", "%s, filter '%s', snaplen %lld, link type %s, host %s",
+             s_or(o, "interface", "?"), s_or(o, "filter", ""), i_or(o, "snaplen", 0),
+             s_or(o, "link_type_name", "?"), s_or(o, "hostname", "?"));
+    else
+        line("interface:", "not recorded (bundle create, not pcapferry capture); link type %s",
+             s_or(o, "link_type_name", "?"));
     line("signed hash:", "%s (%lld bytes, %s)", s_or(o, "signed_blake2b_256", "-"),
          i_or(o, "signed_size", 0), s_or(o, "signed_format", "?"));
     line("file hash:", "%s (%lld bytes, %s; b2sum -l 256)", s_or(o, "file_blake2b_256", ""),

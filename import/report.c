@@ -654,8 +654,8 @@ static int load_held(struct ctx *c)
         if (a != 0 && !overlaps(c, true, a, true, b))
             continue;
         char path[PATH_MAX * 2];
-        snprintf(path, sizeof path, "%s/held/%.64s-%010" PRId64 "-%" PRId64 "-%.150s",
-                 c->quarantine, sensor, seq, n, col_text(st, 3));
+        snprintf(path, sizeof path, "%s/held/%s/%.64s-%010" PRId64 "-%" PRId64 "-%.150s",
+                 c->quarantine, sensor, sensor, seq, n, col_text(st, 3));
         json_t *j = json_object();
         json_object_set_new(j, "sensor", json_string(sensor));
         set_int(j, "seq", seq);
