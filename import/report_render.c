@@ -132,6 +132,9 @@ static void mark(struct draw *d, const char *kind, const char *sensor, int64_t a
             kind, sensor, (double)a / 1e9, (double)b / 1e9, x0, y, x1 - x0, h, fill);
     if (opacity < 1)
         fprintf(d->f, " fill-opacity=\"%.2f\"", opacity);
+    /* neighbouring windows stay apart where there is room to show it */
+    if (strcmp(kind, "cov") == 0 && x1 - x0 > 6)
+        fputs(" stroke=\"#fff\" stroke-width=\"0.8\"", d->f);
     fputs("><title>", d->f);
     esc(d->f, title);
     fputs("</title></rect>\n", d->f);
@@ -169,8 +172,9 @@ static void axis(struct draw *d, int rows)
         }
         fprintf(d->f,
                 "<line x1=\"%.2f\" x2=\"%.2f\" y1=\"%d\" y2=\"%.0f\" stroke=\"#ddd\"/>"
-                "<text x=\"%.2f\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">%.*s</text>\n",
-                x, x, AXIS_H, bottom, x, AXIS_H - 6, len, label);
+                "<text x=\"%.2f\" y=\"%d\" font-size=\"11\" text-anchor=\"%s\">%.*s</text>\n",
+                x, x, AXIS_H, bottom, x, AXIS_H - 6, x + 4.0 * len > SVG_W ? "end" : "middle", len,
+                label);
     }
     char a[PF_ISOTIME_BYTES], b[PF_ISOTIME_BYTES];
     pf_isotime_ns(a, sizeof a, d->from);
