@@ -12,6 +12,7 @@
 #include "bundle/bundle_cmd.h"
 #include "capture/capture_cmd.h"
 #include "import/import_cmd.h"
+#include "import/report_cmd.h"
 #include "keys/keys_cmd.h"
 
 static const char usage[] =
@@ -22,6 +23,8 @@ static const char usage[] =
     "  bundle    create, inspect, verify, open, export and prune sealed bundles\n"
     "  capture   the sensor daemon: capture, rotate, seal into bundles\n"
     "  import    verify bundles and deliver their captures to Arkime, exactly once\n"
+    "  report    coverage report (HTML, SVG, JSON): captured, dropped, missing, rejected\n"
+    "  provenance  where a delivered pcap came from, checked against the signed manifest\n"
     "  help [COMMAND]\n"
     "  --version\n";
 
@@ -58,6 +61,14 @@ static int help(const char *cmd)
         fputs(pf_capture_usage, stdout);
         return 0;
     }
+    if (strcmp(cmd, "report") == 0) {
+        fputs(pf_report_usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "provenance") == 0) {
+        fputs(pf_provenance_usage, stdout);
+        return 0;
+    }
     fprintf(stderr, "pcapferry: no help for '%s'\n", cmd);
     return 2;
 }
@@ -87,6 +98,10 @@ int main(int argc, char **argv)
         return pf_import_main(argc - 1, argv + 1);
     if (strcmp(cmd, "capture") == 0)
         return pf_capture_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return pf_report_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "provenance") == 0)
+        return pf_provenance_main(argc - 1, argv + 1);
     fprintf(stderr, "pcapferry: unknown command '%s'\n%s", cmd, usage);
     return 2;
 }

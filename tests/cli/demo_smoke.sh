@@ -25,7 +25,7 @@ set -e
 # pcapgen's 3 x 3000 packets, re-sealed by 'pcapferry capture -r -G 60' into
 # 4 clock-aligned windows, with 181 DNS packets withheld by --dont-save.
 expect=(
-    '^== \[1/11\] Keys'
+    '^== \[1/12\] Keys'
     '-> 3 files, 9000 packets'
     'sealed bundle=[^ ]+-0000000004-20231114T221600Z\.pcapferry seq=4 files=1 packets=965 '
     '"packets_seen": 9000,'
@@ -55,7 +55,10 @@ expect=(
     '^ +BUNDLES +made +exported +imported +pruned +left on sensor$'
     '^ +4 +4 +4 +4 +0$'
     '^ +tampered copy +REJECTED by verify, quarantined by import$'
+    '^== \[12/12\] Coverage report'
+    'pcapferry report: 1 sensor\(s\), .* file by file: 4 windows, 0 gaps, 0 drop windows, 1 rejected, 0 held'
     '^demo: OK '
+    '^report: .*/central/report\.html$'
 )
 for re in "${expect[@]}"; do
     grep -Eq -- "$re" "$log" || problems+=("output lacks a line matching: $re")
