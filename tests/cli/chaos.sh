@@ -105,6 +105,7 @@ MAC_B=$(ip -n "$NSB" -o link show "$VB" | grep -o 'link/ether [0-9a-f:]*' | cut 
 FILTER="not ether src $MAC_A and not ether src $MAC_B"
 
 setup_keys chaos central1
+pf_lsan_drop_setup
 S=$SENSOR
 EMPTY=$T/empty.conf
 : >"$EMPTY"
@@ -242,7 +243,9 @@ copy_spool() {
         -exec cp -p {} "$1/" \; 2>/dev/null
 }
 
-# daemon_start [ENV=VALUE...]: the capture daemon in namespace A; sets DPID.
+# daemon_start [ENV=VALUE...]: the capture daemon in namespace A, in the
+# environment pf_lsan_drop_setup chose for runs that drop privileges (capture_live
+# covers its paths with --no-drop where LeakSanitizer cannot follow -Z); sets DPID.
 NDAEMON=0
 daemon_start() {
     NDAEMON=$((NDAEMON + 1))
@@ -250,7 +253,7 @@ daemon_start() {
     rm -f "$T/dpid"
     # in a subshell that reaps it, so a kill prints no "Killed" job notice
     (
-        ip netns exec "$NSA" env "$@" "$PCAPFERRY" capture -c "$EMPTY" -i "$VA" -Z nobody \
+        ip netns exec "$NSA" "${PF_Z_ENV[@]}" env "$@" "$PCAPFERRY" capture -c "$EMPTY" -i "$VA" -Z nobody \
             --key "$SENSOR_KEY" --to "$CENTRAL_PUB" --spool "$SP" --outbox "$OB" --state "$ST" \
             --receipts "$RCPT" -G 1 --level 1 -v "$FILTER" >"$DLOG" 2>&1 </dev/null &
         echo $! >"$T/dpid"

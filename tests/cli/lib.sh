@@ -330,6 +330,49 @@ require_binaries() {
     [[ -x "$PCAPGEN" ]] || skip "PCAPGEN=$PCAPGEN is not an executable (build first)"
 }
 
+# ------------------------------------------------------ leak checks after -Z
+# LeakSanitizer checks a process at exit through a helper task with the
+# process's credentials: after `capture -Z nobody` that is nobody, who must
+# reach /proc/PID/task by path and ptrace the threads. Where nobody cannot (a
+# chroot whose / is mode 0700, as debootstrap into `mktemp -d` leaves it), it
+# gives up with a fatal error and exit 134 although nothing leaked (issue 16).
+#
+# pf_lsan_drop_setup decides once per test: PF_LSAN_AFTER_DROP as scripts/test
+# found it (or as the caller forces it, e.g. "no" to try the fallback), else
+# tests/tools/lsan_after_drop.sh. It sets PF_Z_ENV, the prefix for every
+# pcapferry run that drops privileges: empty where leak checks work after the
+# drop, else `env ASAN_OPTIONS=...:detect_leaks=0` (memory errors and UB still
+# abort). pf_lsan_after_drop is false in that case, and the tests then run the
+# same paths again with --no-drop, leak-checked.
+: "${LSAN_PROBE:=$pf_lib_dir/../../build/tests/tools/lsan_probe}"
+export LSAN_PROBE
+# shellcheck disable=SC2034 # PF_Z_ENV is read by the test scripts
+PF_Z_ENV=()
+pf_lsan_drop_setup() {
+    if [[ -z "${PF_LSAN_AFTER_DROP:-}" ]]; then
+        PF_LSAN_AFTER_DROP=$(bash "$pf_lib_dir/../tools/lsan_after_drop.sh" "$LSAN_PROBE" nobody) ||
+            die "cannot tell whether LeakSanitizer works after a privilege drop: $PF_LSAN_AFTER_DROP"
+    fi
+    PF_Z_ENV=()
+    case $PF_LSAN_AFTER_DROP in
+    yes | off*) ;;
+    no*)
+        local why=${PF_LSAN_AFTER_DROP#no}
+        why=${why#: }
+        # the later detect_leaks wins
+        # shellcheck disable=SC2034
+        PF_Z_ENV=(env "ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0")
+        echo "note: LeakSanitizer cannot check a process after it drops privileges here" \
+            "(${why:-PF_LSAN_AFTER_DROP=no}); the -Z runs are checked without it, their" \
+            "paths again with --no-drop"
+        ;;
+    *) die "PF_LSAN_AFTER_DROP='$PF_LSAN_AFTER_DROP': expected yes, no or off" ;;
+    esac
+}
+pf_lsan_after_drop() {
+    [[ "${PF_LSAN_AFTER_DROP:-}" != no* ]]
+}
+
 # b2sum of a file as BLAKE2b-256 hex, the digest the manifest records.
 b2_256() {
     b2sum -l 256 -- "$1" | cut -d ' ' -f 1
