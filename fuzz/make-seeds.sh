@@ -53,4 +53,7 @@ done
 # The scanner's seeds are the captures themselves, in every format.
 mkdir -p "$out/fuzz_pcap_scan"
 cp "$work"/a.pcap "$work"/b.pcap "$work"/c.pcap "$work"/d.pcap "$work"/e.pcapng "$out/fuzz_pcap_scan/"
+rm -rf "$out/fuzz_pcap_check"
+mkdir -p "$out/fuzz_pcap_check"
+cp "$work"/a.pcap "$work"/b.pcap "$work"/c.pcap "$work"/d.pcap "$work"/e.pcapng "$out/fuzz_pcap_check/"
 echo "make-seeds: $(find "$out" -type f | wc -l) files, $(du -sh "$out" | cut -f1) in $out"

@@ -110,6 +110,7 @@ for f in "${FILES[@]}"; do
             delivered=$((delivered + packets))
             if ((tb > 0)); then
                 trimmed=1
+                expect_true "$name: trim_packets is 0 or 1 ($tp)" -- test "$tp" -le 1
                 expect_true "$name: trimmed, so the original is held as evidence" -- \
                     test -f "$evidence"
             fi

@@ -892,6 +892,86 @@ settle_check rejected "$T/src13c" "$J" "$IN/s2.pcap" 2 1 \
     "1 new, 0 already imported, 1 rejected, 1 gaps (1 files delivered, 0 held, 0 incomplete bundles)"
 
 # ================================================================ 14. usage
+section "13d. the gate: a multi-interface pcapng split, a cut-off capture trimmed, kill -9 anywhere"
+gate_tools=1
+for tool in capinfos mergecap tshark sqlite3 truncate; do
+    command -v "$tool" >/dev/null 2>&1 || gate_tools=0
+done
+if ((gate_tools == 0)); then
+    echo "note: section 13d needs capinfos, mergecap, tshark, sqlite3 (scripts/deps): skipped"
+else
+# mergecap (Wireshark's, not ours) writes a pcapng with one interface per
+# input (-I none); truncate cuts the last record of a capture short.
+G=$T/gate
+mkdir -p "$G/in" "$G/ing"
+"$PCAPGEN" --packets 30 --seed 301 --start 1701000000 "$G/in/a.pcap" >/dev/null
+"$PCAPGEN" --packets 20 --seed 302 --start 1701000001 --mix dns "$G/in/b.pcap" >/dev/null
+"$PCAPGEN" --packets 40 --seed 303 --start 1701000100 "$G/in/cut.pcap" >/dev/null
+mergecap -I none -F pcapng -w "$G/in/multi.pcapng" "$G/in/a.pcap" "$G/in/b.pcap"
+expect_eq "mergecap wrote two interfaces" 2 \
+    "$(capinfos -I "$G/in/multi.pcapng" 2>/dev/null | grep -c 'Encapsulation = ')"
+truncate -s -10 "$G/in/cut.pcap"
+seal "$S" "$G/out" --seq 1 "$G/in/multi.pcapng" "$G/in/cut.pcap"
+
+# gate_check STATE INGEST: what a finished import of that bundle must show.
+gate_check() {
+    local st=$1 ing=$2 f n
+    mapfile -t GF < <(find "$ing/$S" -maxdepth 1 -type f -name '*.pcap' -printf '%f\n' | sort)
+    expect_eq "three files delivered (two interfaces, one trimmed)" 3 "${#GF[@]}"
+    expect_no_staging "$ing"
+    expect_eq "interface 0 file" "$S-0000000001-1-if0-20231126T120000Z.pcap" "${GF[0]-}"
+    expect_eq "interface 1 file" "$S-0000000001-1-if1-20231126T120000Z.pcap" "${GF[1]-}"
+    expect_eq "interface 0: every packet of a.pcap (capinfos)" 30 \
+        "$(capinfos -M -c -T -r "$ing/$S/${GF[0]}" | cut -f2)"
+    expect_eq "interface 1: every packet of b.pcap (capinfos)" 20 \
+        "$(capinfos -M -c -T -r "$ing/$S/${GF[1]}" | cut -f2)"
+    expect_eq "interface 1 has b.pcap's packets (tcpdump -n -r)" \
+        "$(tcpdump -n -r "$G/in/b.pcap" 2>/dev/null | md5sum)" \
+        "$(tcpdump -n -r "$ing/$S/${GF[1]}" 2>/dev/null | md5sum)"
+    n=$(tcpdump -n -r "$G/in/cut.pcap" 2>/dev/null | wc -l)
+    expect_eq "trimmed capture: every packet libpcap reads in the cut original" "$n" \
+        "$(tcpdump -n -r "$ing/$S/${GF[2]}" 2>/dev/null | wc -l)"
+    expect_exit 0 -- tcpdump -n -r "$ing/$S/${GF[2]}"
+    for f in "${GF[@]}"; do
+        expect_eq "$f: caplen == len everywhere (tshark)" 0 \
+            "$(tshark -n -r "$ing/$S/$f" -T fields -e frame.len -e frame.cap_len | awk '$1 != $2' | wc -l)"
+    done
+    expect_same_file "the signed pcapng is held as evidence" "$G/in/multi.pcapng" \
+        "$st/quarantine/held/$S/$S-0000000001-1-multi.pcapng"
+    expect_same_file "the signed cut capture is held as evidence" "$G/in/cut.pcap" \
+        "$st/quarantine/held/$S/$S-0000000001-2-cut.pcap"
+    # trim_bytes: what was cut off, the partial last record
+    local tb=$(($(file_size "$G/in/cut.pcap") - $(file_size "$ing/$S/${GF[2]}")))
+    expect_true "a partial record was cut off ($tb bytes)" -- test "$tb" -gt 10
+    expect_eq "deliveries rows: n, state, interface, trim" \
+        "1 delivered 0 0 0|2 delivered 1 0 0|3 delivered  $tb 1" \
+        "$(sqlite3 -batch -noheader -separator ' ' "$st/pcapferry.db" \
+            "SELECT n, state, IFNULL(interface, ''), trim_bytes, trim_packets FROM deliveries
+             WHERE seq = 1 ORDER BY n" | paste -sd'|')"
+}
+
+imp 0 "$G/st" "$G/ing" "$G/out"
+expect_summary "1 new, 0 already imported, 0 rejected, 0 gaps (3 files delivered, 0 held, 0 incomplete bundles, 1 trimmed, 1 pcapng split (originals held))"
+expect_stderr_matches "trimmed_bytes=[0-9]+ trimmed_packets=1 original_held="
+expect_stderr_contains "interface=1"
+gate_check "$G/st" "$G/ing"
+imp 0 "$G/st" "$G/ing" "$G/out"
+expect_summary "0 new, 1 already imported, 0 rejected, 0 gaps (0 files delivered, 0 held, 0 incomplete bundles)"
+
+# Killed before the intent, after it, after the first and the second
+# rename: the next run ends with the same files, names and rows.
+for fp in import-staged import-intent import-renamed:0 import-renamed:1 import-delivered; do
+    rm -rf "$G/st-k" "$G/ing-k"
+    mkdir -p "$G/ing-k"
+    PCAPFERRY_FAILPOINT=${fp%%:*} PCAPFERRY_FAILPOINT_SKIP=${fp#*:} \
+        run "$PCAPFERRY" import --key "$CENTRAL_KEY" --keyring "$KEYRING" --state "$G/st-k" \
+        --ingest "$G/ing-k" --settle-ms 0 "$G/out"
+    expect_eq "killed at $fp" 137 "$PF_RC"
+    imp 0 "$G/st-k" "$G/ing-k" "$G/out"
+    gate_check "$G/st-k" "$G/ing-k"
+done
+fi
+
 section "14. usage and environment errors exit 2"
 U=$T/usage
 mkdir -p "$U/ingest"
