@@ -498,10 +498,14 @@ static int plan_pcapng(pf_importer *imp, int dirfd, const pf_extracted *x, size_
         rc = 0;
         goto done;
     }
-    bool plain = parts == 1 && with_packets == 1 && notes[0] == '\0';
+    /* Named by interface only when packets came from several: a single
+     * interface keeps the name a classic pcap would get. */
+    bool split = with_packets > 1;
     for (size_t n = first; n < l->n; n++) {
         struct out *o = &l->v[n];
-        if (plain)
+        if (!split)
+            o->iface = -1;
+        if (!split)
             snprintf(o->final, sizeof o->final, "%s-%010" PRIu64 "-%zu-%s.pcap", h->sensor, h->seq,
                      i + 1, when);
         else
@@ -509,8 +513,7 @@ static int plan_pcapng(pf_importer *imp, int dirfd, const pf_extracted *x, size_
                      h->seq, i + 1, o->iface, when);
     }
     c->files_converted++;
-    if (plain) {
-        l->v[first].iface = -1; /* converted, not split */
+    if (!split && notes[0] == '\0') {
         /* one interface, every packet carried: as before, the signed
          * original stays described by the manifest kept in the state */
         unlinkat(dirfd, x->staged[i], 0);
@@ -519,11 +522,15 @@ static int plan_pcapng(pf_importer *imp, int dirfd, const pf_extracted *x, size_
     }
     /* Split or partly carried: the signed original is kept, held. */
     char reason[1024] = "", held_as[PATH_MAX];
-    snprintf(reason, sizeof reason, "pcapng delivered as %zu classic pcap%s (interface%s", parts,
-             parts > 1 ? "s" : "", parts > 1 ? "s" : "");
-    for (size_t n = first; n < l->n; n++)
-        appendf(reason, sizeof reason, "%s %ld", n > first ? "," : "", l->v[n].iface);
-    appendf(reason, sizeof reason, ")%s; this is the signed original", notes);
+    snprintf(reason, sizeof reason, "pcapng delivered as %zu classic pcap%s", parts,
+             parts > 1 ? "s" : "");
+    if (split) {
+        appendf(reason, sizeof reason, " (interface%s", parts > 1 ? "s" : "");
+        for (size_t n = first; n < l->n; n++)
+            appendf(reason, sizeof reason, "%s %ld", n > first ? "," : "", l->v[n].iface);
+        appendf(reason, sizeof reason, ")");
+    }
+    appendf(reason, sizeof reason, "%s; this is the signed original", notes);
     if (hold(imp, dirfd, h, i, x->staged[i], name, reason, held_as, sizeof held_as, e) != 0)
         goto done;
     for (size_t n = first; n < l->n; n++) {
@@ -532,7 +539,7 @@ static int plan_pcapng(pf_importer *imp, int dirfd, const pf_extracted *x, size_
     }
     l->v[first].trim_bytes = sp->cut_bytes;
     l->v[first].trim_packets = sp->cut_bytes > 0;
-    c->files_split += parts > 1;
+    c->files_split += split;
     imp_event(imp, PF_EV_WARN, "sensor=%s seq=%" PRIu64 " file=%s original_held=%s note=\"%s\"",
               h->sensor, h->seq, name, held_as, reason);
     rc = 0;

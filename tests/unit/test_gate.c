@@ -279,7 +279,7 @@ static void bld_finish(bld *b)
 
 /* ---------------------------------------------------------------- cases */
 
-enum want { W_HOLD, W_DELIVER, W_TRIM, W_SPLIT, W_CONVERT };
+enum want { W_HOLD, W_DELIVER, W_TRIM, W_SPLIT, W_CONVERT, W_CONVERT_CUT };
 
 typedef struct gcase {
     const char *tag;
@@ -360,6 +360,11 @@ static void mk_ng_one(bytes *b)
     for (uint32_t i = 0; i < 3; i++)
         ng_epb(b, 0, i, 60, 60);
 }
+static void mk_ng_cut(bytes *b) /* one interface, the last block cut off */
+{
+    mk_ng_one(b);
+    b->n -= 10;
+}
 static void mk_ng_multi(bytes *b) /* issue 13.7: Ethernet, IPoIB (not read), SLL */
 {
     ng_shb(b);
@@ -397,6 +402,7 @@ static const gcase cases[] = {
     {"cut-record", mk_cut_record, W_TRIM, "last record cut off: record 4"},
     {"cut-header", mk_cut_header, W_TRIM, "7 byte(s) of a record header"},
     {"pcapng-one", mk_ng_one, W_CONVERT, NULL},
+    {"pcapng-cut", mk_ng_cut, W_CONVERT_CUT, "last block cut off"},
     {"pcapng-multi", mk_ng_multi, W_SPLIT, "interface 1: link type 242 (3 packets)"},
     {"pcapng-caplen-gt-len", mk_ng_caplen_gt_len, W_HOLD, "caplen 64 > len 57"},
     {"pcapng-link-14", mk_ng_link_14, W_HOLD, "link type 14"},
@@ -612,6 +618,20 @@ static void case_lying_manifests(const fixture *fx)
             snprintf(p, sizeof p, "%s/sensor1/%s", ingest, first.v[0].final);
             CHECK_MSG(classic_ok(p, 3), "%s: converted file is not a whole classic pcap", k->tag);
             break;
+        case W_CONVERT_CUT: {
+            const row *r = &first.v[0];
+            CHECK_MSG(first.n == 1 && strcmp(r->state, "delivered") == 0 && r->iface_null &&
+                          strstr(r->final, "-if") == NULL,
+                      "%s: not converted under its plain name", k->tag);
+            CHECK_MSG(strstr(r->reason, k->needle) != NULL, "%s: note \"%s\" lacks \"%s\"", k->tag,
+                      r->reason, k->needle);
+            CHECK_MSG(r->trim_bytes > 0 && r->trim_packets == 1, "%s: trim not recorded", k->tag);
+            snprintf(p, sizeof p, "%s/sensor1/%s", ingest, r->final);
+            CHECK_MSG(classic_ok(p, 2) && r->packets == 2, "%s: want the 2 whole packets", k->tag);
+            CHECK_MSG(file_is(r->evidence, data[i].p, data[i].n),
+                      "%s: original not held as evidence", k->tag);
+            break;
+        }
         case W_SPLIT: {
             /* Ethernet and SLL delivered, IPoIB not: named in the note */
             CHECK_MSG(first.n == 2, "%s: %d rows, want 2", k->tag, first.n);
