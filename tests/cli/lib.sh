@@ -359,7 +359,7 @@ pf_lsan_drop_setup() {
     no*)
         local why=${PF_LSAN_AFTER_DROP#no}
         why=${why#: }
-        # the later detect_leaks wins
+        # the last detect_leaks= in ASAN_OPTIONS wins
         # shellcheck disable=SC2034
         PF_Z_ENV=(env "ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0")
         echo "note: LeakSanitizer cannot check a process after it drops privileges here" \
