@@ -88,6 +88,10 @@ endforeach()
 add_custom_target(pf_man ALL DEPENDS ${_pf_man_gz})
 install(FILES ${_pf_man_gz} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 
+# One sensor's rsync upload account and directories (docs/DEPLOY.md,
+# Permissions), for root on the central host.
+install(PROGRAMS ${PF_PKG_DIR}/sbin/pcapferry-add-uploader DESTINATION ${CMAKE_INSTALL_SBINDIR})
+
 # systemd units, users and directories. PF_SYSTEMD_PREFIX_DIR is relative
 # to the prefix: /usr/lib/systemd/system in the .deb, and
 # /usr/local/lib/systemd/system for a default `cmake --install`, which

@@ -71,8 +71,12 @@ if ((EUID == 0)) && command -v systemd-sysusers >/dev/null 2>&1 &&
     expect_true "sysusers: user pcapferry with nologin" \
         grep -q '^pcapferry:x:[0-9]*:[0-9]*:.*:/nonexistent:/usr/sbin/nologin$' "$R/etc/passwd"
     expect_exit 0 -- systemd-tmpfiles --root="$R" --create "$PKG/systemd/pcapferry.tmpfiles"
-    expect_eq "tmpfiles: incoming is setgid, group-writable" "2770" \
-        "$(stat -c %a "$R/var/spool/pcapferry/incoming" 2>/dev/null)"
+    # no one but root creates in incoming/: each sensor gets its own
+    # incoming/SENSOR (pcapferry-add-uploader; tests/cli/perms.sh)
+    expect_eq "tmpfiles: incoming is root's, traversable, not listable by others" "root 751" \
+        "$(stat -c '%U %a' "$R/var/spool/pcapferry/incoming" 2>/dev/null)"
+    expect_eq "tmpfiles: receipts/ traversable only" "711" \
+        "$(stat -c %a "$R/var/spool/pcapferry/receipts" 2>/dev/null)"
     expect_eq "tmpfiles: /var/lib/pcapferry" "750" "$(stat -c %a "$R/var/lib/pcapferry" 2>/dev/null)"
 else
     echo "SKIP: sysusers/tmpfiles check (needs root and systemd-sysusers, systemd-tmpfiles)"
@@ -174,6 +178,8 @@ for s in postinst prerm postrm; do
     expect_exit 0 -- sh -n "$PKG/debian/$s"
     expect_true "$s is executable" test -x "$PKG/debian/$s"
 done
+expect_exit 0 -- sh -n "$PKG/sbin/pcapferry-add-uploader"
+expect_true "pcapferry-add-uploader is executable" test -x "$PKG/sbin/pcapferry-add-uploader"
 if command -v python3 >/dev/null 2>&1 && python3 -c 'import yaml' 2>/dev/null; then
     expect_exit 0 -- python3 -c '
 import sys, yaml
