@@ -28,7 +28,10 @@ int imp_open_sensor_dir(pf_importer *imp, const char *sensor, bool *created, pf_
     *created = false;
     if (pf_path_join(path, sizeof path, imp->o.ingest_dir, sensor, e) != 0)
         return -1;
-    if (mkdir(path, 0755) == 0) {
+    /* 0770: under the setgid, group-arkime ingest directory of the
+     * documented layout (docs/DEPLOY.md, Permissions) Arkime reads and, with
+     * --copy --delete, removes; nobody else gets in. */
+    if (mkdir(path, 0770) == 0) {
         *created = true;
         if (pf_fsync_dir(imp->o.ingest_dir, e) != 0)
             return -1;

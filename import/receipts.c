@@ -71,13 +71,13 @@ static bool receipt_failed_for(const pf_importer *imp, const char *sensor)
 }
 
 static int write_one(pf_importer *imp, struct receipt_set *set, int basefd, const char *base,
-                     const char *rel, pf_import_counts *c)
+                     const char *rel, mode_t mode, pf_import_counts *c)
 {
     char dir[PATH_MAX], name[NAME_MAX + 1];
     pf_err re;
     pf_err_clear(&re);
     snprintf(dir, sizeof dir, "%s/%s", base, rel);
-    int dfd = pf_mkdirs_at(basefd, base, rel, 0755, &re);
+    int dfd = pf_mkdirs_at(basefd, base, rel, mode, &re);
     if (dfd >= 0 &&
         pf_receipt_write_at(set->r, imp->o.central, dfd, dir, name, sizeof name, &re) == 0) {
         imp_event(imp, PF_EV_INFO, "receipt=%s/%s sensor=%s bundles=%zu", dir, name, set->r->sensor,
@@ -115,10 +115,13 @@ int imp_acknowledge(pf_importer *imp, struct cand_list *l, pf_import_counts *c, 
             continue;
         snprintf(rel, sizeof rel, "%s/%s", PF_RECEIPTS_DIR, set->r->sensor);
         for (size_t k = 0; k < set->nroots; k++)
-            write_one(imp, set, l->dirs[set->roots[k]].fd, l->dirs[set->roots[k]].path, rel, c);
+            write_one(imp, set, l->dirs[set->roots[k]].fd, l->dirs[set->roots[k]].path, rel, 0755,
+                      c);
         if (imp->o.receipts_dir != NULL) {
             if (rfd >= 0) {
-                write_one(imp, set, rfd, imp->o.receipts_dir, set->r->sensor, c);
+                /* 0750: pcapferry-add-uploader hands SENSOR/ to that sensor's
+                 * upload account; until then nobody else reads it */
+                write_one(imp, set, rfd, imp->o.receipts_dir, set->r->sensor, 0750, c);
             } else {
                 set->write_failed = true;
                 if (c != NULL)
