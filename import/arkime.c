@@ -164,6 +164,7 @@ enum pf_gate pf_arkime_gate(const pf_pcapcheck *k, bool read_truncated, char *re
 #define BT_PB  2u /* obsolete packet block */
 #define BT_SPB 3u
 #define BT_EPB 6u
+#define BT_DSB 10u /* decryption secrets */
 
 struct iface_rt {
     uint64_t units;   /* timestamp units per second */
@@ -424,6 +425,8 @@ static int one_block(struct ng *g, int dirfd, const char *prefix, pf_err *e)
             return 1;
         }
         r = write_packet(g, g->section_base + id, ts, caplen, len, body + 20, prefix, dirfd, e);
+    } else if (type == BT_DSB) {
+        s->secrets++;
     } else if (type == BT_SPB) {
         if (blen_body < 4 || g->section_base >= s->nifaces) {
             damage(g,

@@ -43,6 +43,7 @@ typedef struct pf_split {
     pf_split_iface ifaces[PF_SPLIT_MAX_IFACES];
     uint64_t packets;   /* packet blocks read */
     uint64_t skipped;   /* packets on interfaces Arkime does not read */
+    uint64_t secrets;   /* decryption secrets blocks (classic pcap has no room for them) */
     uint64_t good_end;  /* just past the last whole block */
     uint64_t cut_bytes; /* a last block cut off: bytes after good_end */
     bool damaged;       /* a block that is not cut off but wrong */

@@ -66,9 +66,11 @@ static int has_column(pf_db *db, const char *table, const char *column)
     if (sqlite3_prepare_v2(db->sql, sql, -1, &st, NULL) != SQLITE_OK)
         return -1;
     int r;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW)
-        if (strcmp((const char *)sqlite3_column_text(st, 1), column) == 0)
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *name = sqlite3_column_text(st, 1);
+        if (name != NULL && strcmp((const char *)name, column) == 0)
             found = 1;
+    }
     sqlite3_finalize(st);
     return r == SQLITE_DONE ? found : -1;
 }

@@ -468,6 +468,11 @@ static int plan_pcapng(pf_importer *imp, int dirfd, const pf_extracted *x, size_
         o->link_type = (int64_t)k.link_type_raw;
         parts++;
     }
+    if (sp->secrets > 0)
+        appendf(notes, sizeof notes,
+                "; %" PRIu64 " decryption secrets block(s) (TLS or QUIC keys) cannot travel in "
+                "classic pcap: they are in the held original",
+                sp->secrets);
     if (sp->damaged)
         appendf(notes, sizeof notes, "; read up to offset %" PRIu64 ", where %s", sp->good_end,
                 sp->damage);

@@ -63,6 +63,14 @@ arkime_ok() {
     case $1 in 0 | 1 | 12 | 101 | 107 | 113 | 127 | 239 | 228 | 229 | 274 | 276) return 0 ;; esac
     return 1
 }
+# tview FILE: what tshark reads of FILE (up to any damage): time, lengths
+# and an MD5 of the bytes of each packet (a packet without a time, a pcapng
+# simple packet block, shows as time 0, as in classic pcap)
+tview() {
+    tshark -n -r "$1" -o frame.generate_md5_hash:TRUE -T fields -e frame.time_epoch \
+        -e frame.len -e frame.cap_len -e frame.md5_hash 2>/dev/null |
+        awk -F'\t' -v OFS='\t' '$1 == "" { $1 = "0.000000000" } { print }'
+}
 # libpcap's count of a file (what tcpdump reads before any error)
 tcount() { tcpdump -n -r "$1" 2>/dev/null | wc -l; }
 
@@ -106,6 +114,17 @@ for f in "${FILES[@]}"; do
                 pass "$name -> $final: link type $lt is one Arkime reads"
             else
                 fail "$name -> $final: link type $lt is not one Arkime reads"
+            fi
+            # the packets themselves, as Wireshark reads the original: time,
+            # lengths and dissection (a split part: its interface's only)
+            # (tshark numbers interfaces per pcapng section, we over the whole
+            # file: a part's packets must each be one of the original's)
+            if [[ -n "$iface" ]]; then
+                expect_eq "$name -> $final: every packet is one of the original's (tshark)" "" \
+                    "$(comm -23 <(tview "$p" | sort) <(tview "$f" | sort) | head -3)"
+            elif [[ -n "$evidence" || $(od -An -tx1 -N4 "$f" | tr -d ' \n') == 0a0d0d0a ]]; then
+                expect_eq "$name -> $final: the original's packets, in order (tshark)" \
+                    "$(tview "$f" | md5sum)" "$(tview "$p" | md5sum)"
             fi
             delivered=$((delivered + packets))
             if ((tb > 0)); then
