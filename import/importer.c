@@ -278,14 +278,9 @@ out:
         pf_db_query(&imp->db, &ignore, existing_row, &now,
                     "SELECT header_hash FROM bundles WHERE sensor = ? AND seq = ?", "su", h->sensor,
                     h->seq);
-        if (!now.found)
-            for (size_t i = 0; i < x.manifest->nfiles; i++) {
-                char conv[PF_STAGE_NAME_MAX + 16];
+        if (!now.found) /* (deliver_bundle removes the outputs it made) */
+            for (size_t i = 0; i < x.manifest->nfiles; i++)
                 unlinkat(dirfd, x.staged[i], 0);
-                snprintf(conv, sizeof conv, "%s%010" PRIu64 "-%zu.conv.part", STAGE_PREFIX, h->seq,
-                         i);
-                unlinkat(dirfd, conv, 0);
-            }
     }
     free(plan);
     pf_extracted_clear(&x);
@@ -373,6 +368,7 @@ static int run_specs(pf_importer *imp, const struct imp_source_spec *specs, size
 {
     struct cand_list l = {0};
     pf_import_progress prog = {0};
+    pf_err ae;
     int rc = -1;
 
     if (imp_retry_execs(imp, c, e) != 0)
@@ -394,7 +390,6 @@ static int run_specs(pf_importer *imp, const struct imp_source_spec *specs, size
     rc = pf_importer_count_gaps(imp, c, e);
 out:
     /* also after an error: what was committed is acknowledged */
-    pf_err ae;
     pf_err_clear(&ae);
     if (imp_acknowledge(imp, &l, c, &ae) != 0 && rc == 0) {
         *e = ae;
