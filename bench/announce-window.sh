@@ -41,13 +41,14 @@ imp=("$PCAPFERRY" import --key "$CENTRAL_KEY" --keyring "$KEYRING" --state "$T/s
 inwin=0 again=0
 for ((i = 1; i <= N; i++)); do
     rm -rf "$T/state" "$T/ingest/edge-01/"*
-    strace -f -qq -o /dev/null -e trace=fsync,fdatasync \
+    # its own process group, so one kill stops strace and the importer alike
+    setsid strace -f -qq -o /dev/null -e trace=fsync,fdatasync \
         -e inject=fsync,fdatasync:delay_enter=20000 "${imp[@]}" --settle-ms 0 >/dev/null 2>&1 &
     bp=$!
     sleep "0.$(printf '%03d' $((RANDOM % 900 + 50)))"
-    pkill -9 -P "$bp" 2>/dev/null
-    kill -9 "$bp" 2>/dev/null
+    kill -9 -- "-$bp" 2>/dev/null
     wait "$bp" 2>/dev/null
+    while pgrep -g "$bp" >/dev/null; do sleep 0.05; done
     w=$(sqlite3 "$T/state/pcapferry.db" "SELECT COUNT(*) FROM announcing" 2>/dev/null) || w=0
     ((${w:-0} > 0)) && inwin=$((inwin + 1))
     "${imp[@]}" --settle-ms 1000 >/dev/null 2>"$T/rec.err" || die "round $i: recovery failed: $(cat "$T/rec.err")"

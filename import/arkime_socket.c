@@ -29,7 +29,7 @@ static bool sendable(const char *file)
 }
 
 int pf_arkime_socket_add(const char *sock_path, const char *file, unsigned timeout_s,
-                         uint64_t *packets, pf_err *e)
+                         uint64_t *packets, bool *refused, pf_err *e)
 {
     struct sockaddr_un sa;
     char cmd[4200], line[4096];
@@ -37,6 +37,7 @@ int pf_arkime_socket_add(const char *sock_path, const char *file, unsigned timeo
     int fd = -1, rc = -1;
 
     *packets = 0;
+    *refused = true;
     if (!sendable(file))
         return pf_err_set(e, PF_EUSAGE,
                           "%s: Arkime's command socket takes an absolute path without spaces "
@@ -71,6 +72,7 @@ int pf_arkime_socket_add(const char *sock_path, const char *file, unsigned timeo
         }
         off += (size_t)w;
     }
+    *refused = false; /* sent: capture may be reading it */
     /* Lines until capture's verdict on this file; anything else (a banner,
      * an acknowledgment) is skipped. */
     int64_t deadline = mono_ms() + (int64_t)timeout_s * 1000;
@@ -88,6 +90,7 @@ int pf_arkime_socket_add(const char *sock_path, const char *file, unsigned timeo
                 goto out;
             }
             if (strncmp(line, "file-error", 10) == 0 && (line[10] == ' ' || line[10] == '\0')) {
+                *refused = true;
                 pf_err_set(e, PF_EREJECT, "%s: Arkime's capture refused it: %.300s", file, line);
                 goto out;
             }
@@ -122,6 +125,7 @@ int pf_arkime_socket_add(const char *sock_path, const char *file, unsigned timeo
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0) {
+            *refused = true;
             pf_err_set(e, PF_EINCOMPLETE,
                        "%s: Arkime closed the command socket without an answer for %s "
                        "(did capture stop on it?)",

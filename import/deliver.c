@@ -168,19 +168,31 @@ static bool arkime_took(pf_importer *imp, int dirfd, const char *final)
 
 /* Monitor mode: open/close makes the IN_CLOSE_WRITE capture waits for.
  * With the command socket, capture says when it has read the file. */
-static int announce(pf_importer *imp, int dirfd, const char *sensor, const char *final, pf_err *e)
+static int announce(pf_importer *imp, int dirfd, const char *sensor, uint64_t seq, int64_t nth,
+                    const char *final, pf_err *e)
 {
     if (imp->o.arkime_socket == NULL)
         return pf_arkime_announce(dirfd, final, e);
     char path[PATH_MAX];
     uint64_t packets;
+    bool refused;
     if (snprintf(path, sizeof path, "%s/%s/%s", imp->o.ingest_dir, sensor, final) >=
         (int)sizeof path)
         return pf_err_set(e, PF_EUSAGE, "%s/%s/%s: path too long", imp->o.ingest_dir, sensor,
                           final);
-    if (pf_arkime_socket_add(imp->o.arkime_socket, path, PF_ARKIME_SOCKET_TIMEOUT_S, &packets, e) !=
-        0)
+    if (pf_arkime_socket_add(imp->o.arkime_socket, path, PF_ARKIME_SOCKET_TIMEOUT_S, &packets,
+                             &refused, e) != 0) {
+        if (refused) {
+            /* capture did not take it: the next run hands it over again,
+             * without the doubt of a begun announcement */
+            pf_err ignore;
+            pf_err_clear(&ignore);
+            (void)pf_db_exec(&imp->db, &ignore,
+                             "DELETE FROM announcing WHERE sensor = ? AND seq = ? AND n = ?", "sui",
+                             sensor, seq, nth);
+        }
         return -1;
+    }
     imp_event(imp, PF_EV_DEBUG, "file=%s arkime=file-done packets=%" PRIu64, path, packets);
     return 0;
 }
@@ -235,7 +247,7 @@ int imp_finish_delivery(pf_importer *imp, int dirfd, const char *sensor, uint64_
         return -1;
     pf_failpoint("import-announcing");
 announce:
-    if (announce(imp, dirfd, sensor, final, e) != 0)
+    if (announce(imp, dirfd, sensor, seq, nth, final, e) != 0)
         return -1;
     pf_failpoint("import-announced");
 record:

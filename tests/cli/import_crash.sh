@@ -385,14 +385,15 @@ done
 
 # ------------------------------------------------------- the command socket
 
-# sock_start LOG: the stand-in speaking capture's command-socket protocol
+# sock_start LOG [OPTION...]: the stand-in speaking capture's command-socket protocol
 # (capture --command-socket PATH --command-wait), no monitor mode.
 SOCK=$T/capture.sock
 sock_start() {
     local log=$1 i
+    shift
     : >"$log"
     LAST_WATCH_LOG=$log
-    "$ARKIME_WATCH" --command-socket "$SOCK" --command-wait "$log" 120 >"$log.out" 2>"$log.err" &
+    "$ARKIME_WATCH" --command-socket "$SOCK" --command-wait "$@" "$log" 120 >"$log.out" 2>"$log.err" &
     WATCH_PID=$!
     for ((i = 0; i < 200; i++)); do
         grep -qx ready "$log.out" 2>/dev/null && return 0
@@ -422,6 +423,8 @@ for how in clean import-announcing import-announced arkime-down; do
         : >"$L.1"
         expect_exit 75 -- "${IMPORT[@]}"
         expect_stderr_contains "cannot reach Arkime's command socket"
+        ((HAVE_DB)) && expect_eq "$how: nothing sent, so no announcement left begun" 0 \
+            "$(db_query "$STATE" "SELECT COUNT(*) FROM announcing")"
         expect_eq "$how: one file renamed, waiting for Arkime" 1 \
             "$(find "$INGEST" -name '*.pcap' ! -name '.*' | wc -l)"
         statuses="75"
@@ -444,6 +447,10 @@ for how in clean import-announcing import-announced arkime-down; do
         statuses+=" 0"
         if [[ $how == import-announced ]] && ((ATIME_WORKS)); then
             expect_stderr_lacks "announced again"
+        elif [[ $how == arkime-down ]]; then
+            # nothing was sent: handed over now, without a doubt
+            expect_stderr_matches "recovered=$(basename "$FIRST1")\$"
+            expect_stderr_lacks "announced again"
         else
             expect_stderr_contains "recovered=$(basename "$FIRST1") (announced again"
         fi
@@ -455,6 +462,47 @@ for how in clean import-announcing import-announced arkime-down; do
     [[ $how == import-announced ]] && ((!ATIME_WORKS)) && max=2
     check_delivery "socket $how" "$EXP" 1 "$max" "$statuses" "${logs[@]}"
 done
+
+section "--arkime-socket: capture refuses a file (truncated packets it was not told to read)"
+# The importer is told readTruncatedPackets=true (--arkime-read-truncated),
+# capture is not: it exits on the file (no answer: exit 75) or, with
+# --ignoreerrors, answers file-error (exit 1). Either way capture did not
+# take the file, so the next run hands it over again, with no warning; once
+# capture reads truncated packets, it is delivered.
+OUT4=$T/outbox4
+mkdir -p "$T/pcaps/trunc" "$OUT4"
+"$PCAPGEN" --packets 50 --snaplen 64 --seed 77 --start 1700500000 "$T/pcaps/trunc/t.pcap" \
+    >/dev/null 2>&1 || die "pcapgen failed"
+"$PCAPFERRY" bundle create --key "$T/keys/edge-01.key" --to "$CENTRAL_PUB" --out "$OUT4" \
+    --seq 1 "$T/pcaps/trunc/t.pcap" >/dev/null 2>&1 || die "bundle create failed"
+STATE=$T/sock/refused/state
+INGEST=$T/sock/refused/ingest
+L=$T/sock/refused/watch
+TFILE=$INGEST/edge-01/$(final_name edge-01 1 1 1700500000)
+fresh_ingest "$INGEST" edge-01
+import_cmd --arkime-socket "$SOCK" --arkime-read-truncated "$OUT4"
+sock_start "$L.1"
+expect_exit 75 -- "${IMPORT[@]}"
+expect_stderr_contains "Arkime closed the command socket without an answer"
+wait "$WATCH_PID"
+expect_eq "the stand-in exited on the file, as capture does" 3 "$?"
+WATCH_PID=
+expect_eq "capture read it as FATAL" "$TFILE FATAL" "$(awk 'NF == 3 { print $1, $3 }' "$L.1")"
+((HAVE_DB)) && expect_eq "not taken: no announcement left begun" "0 staged" \
+    "$(db_query "$STATE" "SELECT (SELECT COUNT(*) FROM announcing), state FROM deliveries" | tr '|' ' ')"
+sock_start "$L.2" --ignoreerrors
+expect_exit 1 -- "${IMPORT[@]}"
+expect_stderr_contains "Arkime's capture refused it: file-error filename=$TFILE"
+expect_stderr_lacks "announced again"
+watch_stop
+sock_start "$L.3" -o readTruncatedPackets=true
+expect_exit 0 -- "${IMPORT[@]}"
+expect_stderr_lacks "announced again"
+watch_stop
+expect_eq "handed over three times, read whole the third" "FATAL FATAL $(b2_256 "$T/pcaps/trunc/t.pcap")" \
+    "$(cat "$L.1" "$L.2" "$L.3" | awk -v p="$TFILE" '$1 == p { printf "%s%s", sep, $3; sep = " " }')"
+((HAVE_DB)) && expect_eq "recorded as delivered" delivered \
+    "$(db_query "$STATE" "SELECT state FROM deliveries")"
 
 # ------------------------------------------------------------ random kills
 
