@@ -457,9 +457,12 @@ static void add_bundle_window(struct ctx *c, const char *sensor, int64_t seq, co
 
 static int load_files(struct ctx *c)
 {
+    /* two branches, each an index range (an OR would read every bundle) */
     sqlite3_stmt *b = prep(c, "SELECT sensor, seq, bundle_hash, first_ts, last_ts, drops, packets "
-                              "FROM bundles WHERE sensor = ?1 AND (first_ts = 0 OR "
-                              "(first_ts BETWEEN ?4 AND ?3 AND last_ts >= ?2)) ORDER BY seq");
+                              "FROM bundles WHERE sensor = ?1 AND first_ts = 0 UNION ALL "
+                              "SELECT sensor, seq, bundle_hash, first_ts, last_ts, drops, packets "
+                              "FROM bundles WHERE sensor = ?1 AND first_ts BETWEEN ?4 AND ?3 AND "
+                              "last_ts >= ?2");
     sqlite3_stmt *dv = prep(c, "SELECT state, final, converted, reason FROM deliveries "
                                "WHERE sensor = ? AND seq = ? AND n = ?");
     int rc = -1, r;
@@ -1018,6 +1021,25 @@ bool pf_report_parse_time(const char *s, int64_t *ns)
 
 /* ----------------------------------------------------------- locate */
 
+static bool delivered_key(const char *base, char *sensor, int64_t *seq, int64_t *n)
+{
+    for (const char *p = strchr(base, '-'); p != NULL; p = strchr(p + 1, '-')) {
+        size_t len = (size_t)(p - base);
+        bool digits = true;
+        for (int i = 1; i <= 10 && digits; i++)
+            digits = isdigit((unsigned char)p[i]) != 0;
+        if (!digits || p[11] != '-' || !isdigit((unsigned char)p[12]) || len == 0 ||
+            len > PF_NAME_MAX)
+            continue;
+        memcpy(sensor, base, len);
+        sensor[len] = '\0';
+        *seq = strtoll(p + 1, NULL, 10);
+        *n = strtoll(p + 12, NULL, 10);
+        return true;
+    }
+    return false;
+}
+
 int pf_report_locate(const char *state_dir, const char *file, const char *hash_hex, pf_located *out,
                      pf_err *e)
 {
@@ -1045,7 +1067,8 @@ int pf_report_locate(const char *state_dir, const char *file, const char *hash_h
         st = prep(&c, pass == 0
                           ? "SELECT d.sensor, d.seq, d.n, d.converted, d.state, b.bundle_hash, "
                             "b.header_hash, b.source, b.imported_at FROM deliveries d JOIN "
-                            "bundles b ON b.sensor = d.sensor AND b.seq = d.seq WHERE d.final = ?"
+                            "bundles b ON b.sensor = d.sensor AND b.seq = d.seq WHERE "
+                            "d.sensor = ?2 AND d.seq = ?3 AND d.n = ?4 AND d.final = ?1"
                           : "SELECT d.sensor, d.seq, d.n, d.converted, d.state, b.bundle_hash, "
                             "b.header_hash, b.source, b.imported_at FROM deliveries d JOIN "
                             "bundles b ON b.sensor = d.sensor AND b.seq = d.seq "
@@ -1053,6 +1076,18 @@ int pf_report_locate(const char *state_dir, const char *file, const char *hash_h
         if (st == NULL)
             goto out;
         sqlite3_bind_text(st, 1, pass == 0 ? pf_basename(file) : hash_hex, -1, SQLITE_TRANSIENT);
+        if (pass == 0) {
+            /* The delivered name carries its key: <sensor>-<seq, 10
+             * digits>-<n>-<time>.pcap, so the lookup is one primary-key
+             * probe, not a scan of every delivery. */
+            char sensor[PF_NAME_MAX + 1];
+            int64_t seq = 0, n = 0;
+            if (!delivered_key(pf_basename(file), sensor, &seq, &n))
+                continue;
+            sqlite3_bind_text(st, 2, sensor, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(st, 3, seq);
+            sqlite3_bind_int64(st, 4, n);
+        }
         r = next_row(&c, st);
         if (r < 0)
             goto out;
