@@ -135,7 +135,7 @@ static void mark(struct draw *d, const char *kind, const char *sensor, int64_t a
     if (opacity < 1)
         fprintf(d->f, " fill-opacity=\"%.2f\"", opacity);
     /* neighbouring windows stay apart where there is room to show it */
-    if (strcmp(kind, "cov") == 0 && x1 - x0 > 6)
+    if (d->files && strcmp(kind, "cov") == 0 && x1 - x0 > 6)
         fputs(" stroke=\"#fff\" stroke-width=\"0.8\"", d->f);
     fputs("><title>", d->f);
     esc(d->f, title);
