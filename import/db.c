@@ -34,7 +34,39 @@ static const char schema[] =
     " PRIMARY KEY (sensor, seq, n));"
     "CREATE TABLE IF NOT EXISTS rejections ("
     " file_hash TEXT PRIMARY KEY, sensor TEXT, seq INTEGER, reason TEXT NOT NULL,"
-    " equivocation INTEGER NOT NULL DEFAULT 0, quarantined_as TEXT, at INTEGER NOT NULL);";
+    " equivocation INTEGER NOT NULL DEFAULT 0, quarantined_as TEXT, at INTEGER NOT NULL);"
+    /* For pcapferry report (docs/REPORT.md): an hourly roll-up of the
+     * bundles, kept by a trigger, so a year of one-minute bundles (ten
+     * million rows) is drawn from 175,000 rows; the first open of an older
+     * state fills it once. An index on the time range for the zoomed-in
+     * queries, and one that finds held files without reading every
+     * delivery. Bundles rows are never deleted, so no delete trigger. */
+    "CREATE TABLE IF NOT EXISTS bundles_hourly ("
+    " sensor TEXT NOT NULL, hour INTEGER NOT NULL, bundles INTEGER NOT NULL,"
+    " files INTEGER NOT NULL, packets INTEGER NOT NULL, bytes INTEGER NOT NULL,"
+    " drops INTEGER NOT NULL, covered_ns INTEGER NOT NULL, first_ts INTEGER NOT NULL,"
+    " last_ts INTEGER NOT NULL, min_seq INTEGER NOT NULL, max_seq INTEGER NOT NULL,"
+    " max_span_ns INTEGER NOT NULL, PRIMARY KEY (sensor, hour));"
+    "INSERT INTO bundles_hourly SELECT sensor, first_ts / 3600000000000, COUNT(*), SUM(files),"
+    " SUM(packets), SUM(bytes), SUM(drops), SUM(last_ts - first_ts), MIN(first_ts), MAX(last_ts),"
+    " MIN(seq), MAX(seq), MAX(last_ts - first_ts) FROM bundles WHERE first_ts <> 0 AND NOT EXISTS "
+    "(SELECT 1 FROM"
+    " bundles_hourly) AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND"
+    " name = 'bundles_hourly_add') GROUP BY 1, 2;"
+    "CREATE TRIGGER IF NOT EXISTS bundles_hourly_add AFTER INSERT ON bundles"
+    " WHEN NEW.first_ts <> 0 BEGIN"
+    " INSERT INTO bundles_hourly VALUES (NEW.sensor, NEW.first_ts / 3600000000000, 1, NEW.files,"
+    " NEW.packets, NEW.bytes, NEW.drops, NEW.last_ts - NEW.first_ts, NEW.first_ts, NEW.last_ts,"
+    " NEW.seq, NEW.seq, NEW.last_ts - NEW.first_ts) ON CONFLICT (sensor, hour) DO UPDATE SET "
+    "bundles = bundles + 1,"
+    " files = files + excluded.files, packets = packets + excluded.packets,"
+    " bytes = bytes + excluded.bytes, drops = drops + excluded.drops,"
+    " covered_ns = covered_ns + excluded.covered_ns, first_ts = MIN(first_ts, excluded.first_ts),"
+    " last_ts = MAX(last_ts, excluded.last_ts), min_seq = MIN(min_seq, excluded.min_seq),"
+    " max_seq = MAX(max_seq, excluded.max_seq),"
+    " max_span_ns = MAX(max_span_ns, excluded.max_span_ns); END;"
+    "CREATE INDEX IF NOT EXISTS bundles_time ON bundles (sensor, first_ts, last_ts);"
+    "CREATE INDEX IF NOT EXISTS deliveries_held ON deliveries (sensor, seq) WHERE state = 'held';";
 
 static int db_error(pf_db *db, pf_err *e, const char *sql);
 
@@ -108,7 +140,9 @@ int pf_db_open(pf_db *db, const char *state_dir, pf_err *e)
     /* WAL + FULL: a committed bundle survives a power cut. */
     if (pf_db_exec(db, e, "PRAGMA journal_mode=WAL", "") != 0 ||
         pf_db_exec(db, e, "PRAGMA synchronous=FULL", "") != 0 ||
-        sqlite3_exec(db->sql, schema, NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(db->sql, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db->sql, schema, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db->sql, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         db_error(db, e, "the schema");
         pf_db_close(db);
         return -1;

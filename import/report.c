@@ -26,6 +26,7 @@ struct ctx {
     char dbpath[PATH_MAX];
     char quarantine[PATH_MAX];
     int64_t from, to;
+    bool hourly; /* the state has bundles_hourly (import/db.c) */
     json_t *sensors, *windows, *buckets, *drops, *gaps, *silent, *clock, *rejected, *held;
 };
 
@@ -81,6 +82,26 @@ static sqlite3_stmt *prep(struct ctx *c, const char *sql)
         return NULL;
     }
     return st;
+}
+
+/* Rows to aggregate, with the columns of bundles_hourly. A state written
+ * before that table existed (and opened read-only since) gives the same
+ * columns one bundle per row: right, only slower. */
+#define HOUR_NS 3600000000000LL
+static const char *src(const struct ctx *c)
+{
+    return c->hourly ? "bundles_hourly"
+                     : "(SELECT sensor, first_ts / 3600000000000 AS hour, 1 AS bundles, files, "
+                       "packets, bytes, drops, last_ts - first_ts AS covered_ns, first_ts, "
+                       "last_ts, seq AS min_seq, seq AS max_seq, last_ts - first_ts AS "
+                       "max_span_ns FROM bundles WHERE first_ts <> 0)";
+}
+
+static const char *per_bundle_src(void)
+{
+    return "(SELECT sensor, first_ts / 3600000000000 AS hour, 1 AS bundles, files, packets, "
+           "bytes, drops, last_ts - first_ts AS covered_ns, first_ts, last_ts, seq AS min_seq, "
+           "seq AS max_seq, last_ts - first_ts AS max_span_ns FROM bundles WHERE first_ts <> 0)";
 }
 
 /* SQLITE_ROW: 1, SQLITE_DONE: 0, anything else: -1 with the error set. */
@@ -150,9 +171,18 @@ static int load_sensors(struct ctx *c)
         "SELECT (SELECT MIN(sensor) FROM bundles WHERE sensor > x) FROM s WHERE x IS NOT NULL) "
         "SELECT x FROM s WHERE x IS NOT NULL "
         "UNION SELECT sensor FROM rejections WHERE sensor IS NOT NULL ORDER BY 1";
-    static const char sum_sql[] =
-        "SELECT COUNT(*), MIN(seq), MAX(seq), SUM(files), SUM(packets), SUM(bytes), SUM(drops), "
-        "MIN(NULLIF(first_ts, 0)), MAX(NULLIF(last_ts, 0)) FROM bundles WHERE sensor = ?";
+    char sum_sql[2048];
+    snprintf(sum_sql, sizeof sum_sql,
+             "SELECT COALESCE(h.n, 0) + z.n, (SELECT MIN(seq) FROM bundles WHERE sensor = ?1), "
+             "(SELECT MAX(seq) FROM bundles WHERE sensor = ?1), COALESCE(h.files, 0) + "
+             "COALESCE(z.files, 0), COALESCE(h.packets, 0), COALESCE(h.bytes, 0) + "
+             "COALESCE(z.bytes, 0), COALESCE(h.drops, 0) + COALESCE(z.drops, 0), h.first, h.last, "
+             "COALESCE(h.span, 0) FROM (SELECT SUM(bundles) AS n, SUM(files) AS files, "
+             "SUM(packets) AS packets, SUM(bytes) AS bytes, SUM(drops) AS drops, MIN(first_ts) AS "
+             "first, MAX(last_ts) AS last, MAX(max_span_ns) AS span FROM %s WHERE sensor = ?1) h, "
+             "(SELECT COUNT(*) AS n, SUM(files) AS files, SUM(bytes) AS bytes, SUM(drops) AS drops "
+             "FROM bundles WHERE sensor = ?1 AND first_ts = 0) z",
+             src(c));
     sqlite3_stmt *st = prep(c, names_sql), *sum = prep(c, sum_sql);
     int rc = -1, r;
     if (st == NULL || sum == NULL)
@@ -183,6 +213,7 @@ static int load_sensors(struct ctx *c)
                  sqlite3_column_int64(sum, 7));
         set_time(s, "last_packet", sqlite3_column_type(sum, 8) != SQLITE_NULL,
                  sqlite3_column_int64(sum, 8));
+        set_int(s, "longest_bundle_ns", sqlite3_column_int64(sum, 9));
         set_int(s, "missing", 0);
         set_int(s, "rejected", 0);
         set_int(s, "held", 0);
@@ -233,21 +264,61 @@ static int choose_range(struct ctx *c)
     return 0;
 }
 
-static int count_in_range(struct ctx *c, int64_t *n)
+/* Bundles of a sensor that can overlap [from, to] start at most its
+ * longest bundle before `from`: that bound lets the (sensor, first_ts)
+ * index skip the rest of the history. */
+static int64_t lookback(json_t *s, int64_t from)
 {
-    sqlite3_stmt *st = prep(c, "SELECT sensor, COUNT(*) FROM bundles WHERE first_ts = 0 OR "
-                               "(last_ts >= ? AND first_ts <= ?) GROUP BY +sensor");
-    int r;
+    bool have;
+    int64_t span = jget_i64(s, "longest_bundle_ns", &have);
+    return from - (have && span > 0 ? span : 0);
+}
+
+static int count_in_range(struct ctx *c, size_t detail_max, int64_t *n)
+{
+    /* The hourly roll-up counts whole hours: enough to see that a range is
+     * far too large to draw file by file without counting its bundles. */
+    if (c->hourly && c->o->nsensors == 0) {
+        sqlite3_stmt *h = prep(c, "SELECT COALESCE(SUM(bundles), 0) FROM bundles_hourly WHERE "
+                                  "hour BETWEEN ?1 / 3600000000000 AND ?2 / 3600000000000 AND "
+                                  "last_ts >= ?1");
+        if (h == NULL)
+            return -1;
+        sqlite3_bind_int64(h, 1, c->from);
+        sqlite3_bind_int64(h, 2, c->to);
+        int r = next_row(c, h);
+        int64_t estimate = r == 1 ? sqlite3_column_int64(h, 0) : 0;
+        sqlite3_finalize(h);
+        if (r != 1)
+            return -1;
+        if (estimate > 4 * (int64_t)detail_max) {
+            *n = estimate;
+            return 0;
+        }
+    }
+    sqlite3_stmt *st = prep(c, "SELECT COUNT(*) FROM bundles WHERE sensor = ?1 AND "
+                               "first_ts BETWEEN ?4 AND ?3 AND last_ts >= ?2");
+    size_t i;
+    json_t *s;
     *n = 0;
     if (st == NULL)
         return -1;
-    sqlite3_bind_int64(st, 1, c->from);
-    sqlite3_bind_int64(st, 2, c->to);
-    while ((r = next_row(c, st)) == 1)
-        if (wanted(c, col_text(st, 0)))
-            *n += sqlite3_column_int64(st, 1);
+    json_array_foreach(c->sensors, i, s)
+    {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, json_string_value(json_object_get(s, "sensor")), -1,
+                          SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 2, c->from);
+        sqlite3_bind_int64(st, 3, c->to);
+        sqlite3_bind_int64(st, 4, lookback(s, c->from) > 0 ? lookback(s, c->from) : 1);
+        if (next_row(c, st) != 1) {
+            sqlite3_finalize(st);
+            return -1;
+        }
+        *n += sqlite3_column_int64(st, 0);
+    }
     sqlite3_finalize(st);
-    return r < 0 ? -1 : 0;
+    return 0;
 }
 
 /* ------------------------------------------------------ file by file */
@@ -386,32 +457,45 @@ static void add_bundle_window(struct ctx *c, const char *sensor, int64_t seq, co
 
 static int load_files(struct ctx *c)
 {
+    /* two branches, each an index range (an OR would read every bundle) */
     sqlite3_stmt *b = prep(c, "SELECT sensor, seq, bundle_hash, first_ts, last_ts, drops, packets "
-                              "FROM bundles WHERE first_ts = 0 OR (last_ts >= ? AND first_ts <= ?) "
-                              "ORDER BY +sensor, +seq");
+                              "FROM bundles WHERE sensor = ?1 AND first_ts = 0 UNION ALL "
+                              "SELECT sensor, seq, bundle_hash, first_ts, last_ts, drops, packets "
+                              "FROM bundles WHERE sensor = ?1 AND first_ts BETWEEN ?4 AND ?3 AND "
+                              "last_ts >= ?2");
     sqlite3_stmt *dv = prep(c, "SELECT state, final, converted, reason FROM deliveries "
                                "WHERE sensor = ? AND seq = ? AND n = ?");
     int rc = -1, r;
     if (b == NULL || dv == NULL)
         goto out;
-    sqlite3_bind_int64(b, 1, c->from);
-    sqlite3_bind_int64(b, 2, c->to);
-    while ((r = next_row(c, b)) == 1) {
-        char sensor[PF_NAME_MAX + 1], bhash[65];
-        snprintf(sensor, sizeof sensor, "%s", col_text(b, 0));
-        if (!wanted(c, sensor))
-            continue;
-        int64_t seq = sqlite3_column_int64(b, 1);
-        snprintf(bhash, sizeof bhash, "%s", col_text(b, 2));
-        pf_manifest *m = load_manifest(c, sensor, seq);
-        if (m == NULL) {
-            if (sqlite3_column_int64(b, 3) != 0)
-                add_bundle_window(c, sensor, seq, bhash, b);
-            continue;
+    size_t si;
+    json_t *sj;
+    r = 0;
+    json_array_foreach(c->sensors, si, sj)
+    {
+        sqlite3_reset(b);
+        sqlite3_bind_text(b, 1, json_string_value(json_object_get(sj, "sensor")), -1,
+                          SQLITE_TRANSIENT);
+        sqlite3_bind_int64(b, 2, c->from);
+        sqlite3_bind_int64(b, 3, c->to);
+        sqlite3_bind_int64(b, 4, lookback(sj, c->from) > 0 ? lookback(sj, c->from) : 1);
+        while ((r = next_row(c, b)) == 1) {
+            char sensor[PF_NAME_MAX + 1], bhash[65];
+            snprintf(sensor, sizeof sensor, "%s", col_text(b, 0));
+            int64_t seq = sqlite3_column_int64(b, 1);
+            snprintf(bhash, sizeof bhash, "%s", col_text(b, 2));
+            pf_manifest *m = load_manifest(c, sensor, seq);
+            if (m == NULL) {
+                if (sqlite3_column_int64(b, 3) != 0)
+                    add_bundle_window(c, sensor, seq, bhash, b);
+                continue;
+            }
+            for (size_t i = 0; i < m->nfiles; i++)
+                add_file_window(c, sensor, seq, bhash, m, i, dv);
+            pf_manifest_free(m);
         }
-        for (size_t i = 0; i < m->nfiles; i++)
-            add_file_window(c, sensor, seq, bhash, m, i, dv);
-        pf_manifest_free(m);
+        if (r < 0)
+            break;
     }
     rc = r < 0 ? -1 : 0;
 out:
@@ -436,48 +520,65 @@ static int64_t bucket_width(int64_t span, unsigned n)
 
 static int load_buckets(struct ctx *c, int64_t width)
 {
-    /* One pass over the table; SQLite does the aggregation, so ten million
-     * bundles cost one scan, not ten million rows handed to C. */
-    sqlite3_stmt *st =
-        prep(c, "SELECT sensor, (MAX(first_ts, ?1) - ?1) / ?2 AS b, COUNT(*), SUM(files), "
-                "SUM(packets), SUM(drops), SUM(MAX(MIN(last_ts, ?3) - MAX(first_ts, ?1), 0)), "
-                "MIN(first_ts), MAX(last_ts), MIN(seq), MAX(seq) FROM bundles "
-                "WHERE first_ts <> 0 AND last_ts >= ?1 AND first_ts <= ?3 GROUP BY +sensor, b");
-    int r;
+    /* One index range per sensor, aggregated by SQLite: from the hourly
+     * roll-up when buckets are whole hours (a year of one-minute bundles
+     * is 8760 rows per sensor), else from the bundles in range. */
+    char sql[2048];
+    bool hours = c->hourly && width % HOUR_NS == 0;
+    snprintf(sql, sizeof sql,
+             "SELECT sensor, first_ts / ?2 AS b, SUM(bundles), SUM(files), "
+             "SUM(packets), SUM(drops), SUM(covered_ns), MIN(first_ts), MAX(last_ts), "
+             "MIN(min_seq), MAX(max_seq) FROM %s WHERE sensor = ?4 AND %s AND last_ts >= ?1 "
+             "GROUP BY b",
+             hours ? "bundles_hourly" : per_bundle_src(),
+             hours ? "hour BETWEEN ?5 / 3600000000000 AND ?3 / 3600000000000"
+                   : "first_ts BETWEEN ?5 AND ?3");
+    sqlite3_stmt *st = prep(c, sql);
+    int r = 0;
+    size_t si;
+    json_t *sj;
     if (st == NULL)
         return -1;
-    sqlite3_bind_int64(st, 1, c->from);
-    sqlite3_bind_int64(st, 2, width);
-    sqlite3_bind_int64(st, 3, c->to);
-    while ((r = next_row(c, st)) == 1) {
-        const char *sensor = col_text(st, 0);
-        if (!wanted(c, sensor))
-            continue;
-        int64_t start = c->from + sqlite3_column_int64(st, 1) * width;
-        json_t *k = json_object();
-        json_object_set_new(k, "sensor", json_string(sensor));
-        set_time(k, "start", true, start);
-        set_time(k, "end", true, start + width);
-        set_int(k, "bundles", sqlite3_column_int64(st, 2));
-        set_int(k, "files", sqlite3_column_int64(st, 3));
-        set_int(k, "packets", sqlite3_column_int64(st, 4));
-        set_int(k, "drops", sqlite3_column_int64(st, 5));
-        set_int(k, "covered_ns", sqlite3_column_int64(st, 6));
-        set_time(k, "first_packet", true, sqlite3_column_int64(st, 7));
-        set_time(k, "last_packet", true, sqlite3_column_int64(st, 8));
-        set_int(k, "first_seq", sqlite3_column_int64(st, 9));
-        set_int(k, "last_seq", sqlite3_column_int64(st, 10));
-        if (sqlite3_column_int64(st, 5) > 0) {
-            json_t *d = json_object();
-            json_object_set_new(d, "sensor", json_string(sensor));
-            json_object_set_new(d, "seq", json_null());
-            json_object_set_new(d, "file", json_null());
-            set_time(d, "start", true, start);
-            set_time(d, "end", true, start + width);
-            set_int(d, "total", sqlite3_column_int64(st, 5));
-            json_array_append_new(c->drops, d);
+    json_array_foreach(c->sensors, si, sj)
+    {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, c->from);
+        sqlite3_bind_int64(st, 2, width);
+        sqlite3_bind_int64(st, 3, c->to);
+        sqlite3_bind_text(st, 4, json_string_value(json_object_get(sj, "sensor")), -1,
+                          SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 5, lookback(sj, c->from) > 0 ? lookback(sj, c->from) : 1);
+        while ((r = next_row(c, st)) == 1) {
+            const char *sensor = col_text(st, 0);
+            /* buckets sit on multiples of their width since the epoch, as hours do */
+            int64_t start = sqlite3_column_int64(st, 1) * width;
+            json_t *k = json_object();
+            json_object_set_new(k, "sensor", json_string(sensor));
+            set_time(k, "start", true, start);
+            set_time(k, "end", true, start + width);
+            set_int(k, "bundles", sqlite3_column_int64(st, 2));
+            set_int(k, "files", sqlite3_column_int64(st, 3));
+            set_int(k, "packets", sqlite3_column_int64(st, 4));
+            set_int(k, "drops", sqlite3_column_int64(st, 5));
+            set_int(k, "covered_ns", sqlite3_column_int64(st, 6));
+            set_time(k, "first_packet", true, sqlite3_column_int64(st, 7));
+            set_time(k, "last_packet", true, sqlite3_column_int64(st, 8));
+            set_int(k, "first_seq", sqlite3_column_int64(st, 9));
+            set_int(k, "last_seq", sqlite3_column_int64(st, 10));
+            if (sqlite3_column_int64(st, 5) > 0) {
+                json_t *d = json_object();
+                json_object_set_new(d, "sensor", json_string(sensor));
+                json_object_set_new(d, "seq", json_null());
+                json_object_set_new(d, "file", json_null());
+                set_time(d, "start", true, start);
+                set_time(d, "end", true, start + width);
+                set_int(d, "total", sqlite3_column_int64(st, 5));
+                json_array_append_new(c->drops, d);
+            }
+            json_array_append_new(c->buckets, k);
         }
-        json_array_append_new(c->buckets, k);
+        if (r < 0)
+            break;
     }
     sqlite3_finalize(st);
     return r < 0 ? -1 : 0;
@@ -521,60 +622,173 @@ static json_t *deleted_before(struct ctx *c, const char *sensor, int64_t seq)
     return a;
 }
 
-static int load_gaps(struct ctx *c)
+struct ranges {
+    int64_t (*v)[2];
+    size_t n, cap;
+};
+
+static int add_range(struct ranges *r, int64_t a, int64_t b)
 {
-    /* The same rule as import --status: numbers after a bundle's prev_seq
-     * were declared never written (burnt by a crash); numbers up to it are
-     * real bundles that must arrive. */
-    sqlite3_stmt *st =
-        prep(c, "SELECT sensor, seq, prev_seq, first_ts, pseq, plast, chained FROM ("
-                "SELECT sensor, seq, prev_seq, first_ts, LAG(seq) OVER w AS pseq, "
-                "LAG(last_ts) OVER w AS plast, MAX(prev_seq <> 0 OR seq = 1) OVER "
-                "(PARTITION BY sensor) AS chained FROM bundles WINDOW w AS (PARTITION BY sensor "
-                "ORDER BY seq)) WHERE seq > COALESCE(pseq, 0) + 1");
-    int r;
-    if (st == NULL)
+    if (r->n > 0 && r->v[r->n - 1][1] == a - 1) {
+        r->v[r->n - 1][1] = b;
+        return 0;
+    }
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 16;
+        int64_t(*g)[2] = realloc(r->v, cap * sizeof *g);
+        if (g == NULL)
+            return -1;
+        r->v = g;
+        r->cap = cap;
+    }
+    r->v[r->n][0] = a;
+    r->v[r->n][1] = b;
+    r->n++;
+    return 0;
+}
+
+static int count_seqs(struct ctx *c, sqlite3_stmt *cnt, const char *sensor, int64_t lo, int64_t hi,
+                      int64_t *n)
+{
+    sqlite3_reset(cnt);
+    sqlite3_bind_text(cnt, 1, sensor, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(cnt, 2, lo);
+    sqlite3_bind_int64(cnt, 3, hi);
+    if (next_row(c, cnt) != 1)
         return -1;
-    while ((r = next_row(c, st)) == 1) {
-        char sensor[PF_NAME_MAX + 1];
-        snprintf(sensor, sizeof sensor, "%s", col_text(st, 0));
-        if (!wanted(c, sensor))
-            continue;
-        int64_t seq = sqlite3_column_int64(st, 1), prev = sqlite3_column_int64(st, 2);
-        bool have_p = sqlite3_column_type(st, 4) != SQLITE_NULL;
-        bool chained = sqlite3_column_int(st, 6) != 0;
-        if (!have_p && !chained)
-            continue; /* hand-numbered bundles: counting starts at the first */
-        int64_t lo = have_p ? sqlite3_column_int64(st, 4) + 1 : 1, hi = seq;
-        if (prev != 0 && prev + 1 < hi)
-            hi = prev + 1;
-        if (chained && prev == 0)
+    *n = sqlite3_column_int64(cnt, 0);
+    return 0;
+}
+
+/* The missing seqs in [lo, hi], of which `present` exist: halves are
+ * counted on the primary key's index only, so a sensor without gaps costs
+ * nothing and each gap about log2(bundles) small counts, instead of
+ * reading every bundle in seq order. */
+static int bisect(struct ctx *c, sqlite3_stmt *cnt, const char *sensor, int64_t lo, int64_t hi,
+                  int64_t present, struct ranges *out)
+{
+    if (lo > hi || present >= hi - lo + 1)
+        return 0;
+    if (present == 0)
+        return add_range(out, lo, hi) == 0 ? 0 : pf_err_set(c->e, PF_EENV, "out of memory");
+    /* both halves counted: `present` may come from the hourly roll-up */
+    int64_t mid = lo + (hi - lo) / 2, left = 0, right = 0;
+    if (count_seqs(c, cnt, sensor, lo, mid, &left) != 0 ||
+        count_seqs(c, cnt, sensor, mid + 1, hi, &right) != 0 ||
+        bisect(c, cnt, sensor, lo, mid, left, out) != 0)
+        return -1;
+    return bisect(c, cnt, sensor, mid + 1, hi, right, out);
+}
+
+struct brow {
+    bool found;
+    int64_t prev_seq, first_ts, last_ts;
+};
+
+static int bundle_row(struct ctx *c, sqlite3_stmt *one, const char *sensor, int64_t seq,
+                      struct brow *b)
+{
+    memset(b, 0, sizeof *b);
+    sqlite3_reset(one);
+    sqlite3_bind_text(one, 1, sensor, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(one, 2, seq);
+    int r = next_row(c, one);
+    if (r < 0)
+        return -1;
+    if (r == 1) {
+        b->found = true;
+        b->prev_seq = sqlite3_column_int64(one, 0);
+        b->first_ts = sqlite3_column_int64(one, 1);
+        b->last_ts = sqlite3_column_int64(one, 2);
+    }
+    return 0;
+}
+
+static int sensor_gaps(struct ctx *c, json_t *s, sqlite3_stmt *cnt, sqlite3_stmt *one,
+                       sqlite3_stmt *chain)
+{
+    const char *sensor = json_string_value(json_object_get(s, "sensor"));
+    bool h1, h2, h3;
+    int64_t n = jget_i64(s, "bundles", &h1), first = jget_i64(s, "first_seq", &h2),
+            last = jget_i64(s, "last_seq", &h3);
+    struct ranges rg = {0};
+    int rc = -1;
+    if (!h1 || !h2 || !h3 || n == 0)
+        return 0;
+    /* Without any chain information, counting starts at the first seq. */
+    sqlite3_reset(chain);
+    sqlite3_bind_text(chain, 1, sensor, -1, SQLITE_TRANSIENT);
+    if (next_row(c, chain) != 1)
+        return -1;
+    bool chained = sqlite3_column_int(chain, 0) != 0;
+    if (chained && first > 1 && add_range(&rg, 1, first - 1) != 0) {
+        pf_err_set(c->e, PF_EENV, "out of memory");
+        goto out;
+    }
+    if (bisect(c, cnt, sensor, first, last, n, &rg) != 0)
+        goto out;
+    for (size_t i = 0; i < rg.n; i++) {
+        struct brow before, after;
+        int64_t lo = rg.v[i][0], hi = rg.v[i][1] + 1; /* [lo, hi) */
+        if (bundle_row(c, one, sensor, lo - 1, &before) != 0 ||
+            bundle_row(c, one, sensor, hi, &after) != 0)
+            goto out;
+        /* The same rule as import --status: numbers after a bundle's
+         * prev_seq were declared never written (burnt by a crash); numbers
+         * up to it are real bundles that must arrive. */
+        if (after.prev_seq != 0 && after.prev_seq + 1 < hi)
+            hi = after.prev_seq + 1;
+        if (chained && after.found && after.prev_seq == 0)
             hi = lo;
         if (hi <= lo)
             continue;
-        int64_t plast = sqlite3_column_int64(st, 5), next_first = sqlite3_column_int64(st, 3);
-        bool ha = have_p && plast != 0, hb = next_first != 0;
-        json_t *s = find_sensor(c, sensor);
-        if (s != NULL)
-            set_int(s, "missing", json_integer_value(json_object_get(s, "missing")) + (hi - lo));
-        if (!overlaps(c, ha, plast, hb, next_first))
+        set_int(s, "missing", json_integer_value(json_object_get(s, "missing")) + (hi - lo));
+        bool ha = before.found && before.last_ts != 0, hb = after.found && after.first_ts != 0;
+        if (!overlaps(c, ha, before.last_ts, hb, after.first_ts))
             continue;
         json_t *g = json_object();
         json_object_set_new(g, "sensor", json_string(sensor));
         set_int(g, "first_missing", lo);
         set_int(g, "last_missing", hi - 1);
         set_int(g, "count", hi - lo);
-        json_object_set_new(g, "after_seq",
-                            have_p ? json_integer(sqlite3_column_int64(st, 4)) : json_null());
-        set_int(g, "before_seq", seq);
-        set_time(g, "start", ha, plast);
-        set_time(g, "end", hb, next_first);
+        json_object_set_new(g, "after_seq", before.found ? json_integer(lo - 1) : json_null());
+        set_int(g, "before_seq", rg.v[i][1] + 1);
+        set_time(g, "start", ha, before.last_ts);
+        set_time(g, "end", hb, after.first_ts);
         json_object_set_new(g, "rejected_seqs", rejected_in(c, sensor, lo, hi - 1));
-        json_object_set_new(g, "deleted_on_sensor", deleted_before(c, sensor, seq));
+        json_object_set_new(g, "deleted_on_sensor", deleted_before(c, sensor, rg.v[i][1] + 1));
         json_array_append_new(c->gaps, g);
     }
-    sqlite3_finalize(st);
-    return r < 0 ? -1 : 0;
+    rc = 0;
+out:
+    free(rg.v);
+    return rc;
+}
+
+static int load_gaps(struct ctx *c)
+{
+    sqlite3_stmt *cnt = prep(c, "SELECT COUNT(*) FROM bundles WHERE sensor = ? AND "
+                                "seq BETWEEN ? AND ?");
+    sqlite3_stmt *one = prep(c, "SELECT prev_seq, first_ts, last_ts FROM bundles "
+                                "WHERE sensor = ? AND seq = ?");
+    sqlite3_stmt *chain = prep(c, "SELECT EXISTS (SELECT 1 FROM bundles WHERE sensor = ? AND "
+                                  "(prev_seq <> 0 OR seq = 1))");
+    int rc = -1;
+    size_t i;
+    json_t *s;
+    if (cnt == NULL || one == NULL || chain == NULL)
+        goto out;
+    json_array_foreach(c->sensors, i, s)
+    {
+        if (sensor_gaps(c, s, cnt, one, chain) != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(cnt);
+    sqlite3_finalize(one);
+    sqlite3_finalize(chain);
+    return rc;
 }
 
 /* -------------------------------------------------- rejected, held */
@@ -638,7 +852,7 @@ static int load_held(struct ctx *c)
     sqlite3_stmt *st =
         prep(c, "SELECT d.sensor, d.seq, d.n, d.name, d.reason, b.first_ts, b.last_ts, d.blake2b "
                 "FROM deliveries d JOIN bundles b ON b.sensor = d.sensor AND b.seq = d.seq "
-                "WHERE d.state = 'held' ORDER BY d.sensor, d.seq, d.n");
+                "WHERE d.state = 'held' ORDER BY d.sensor, d.seq");
     int r;
     if (st == NULL)
         return -1;
@@ -698,6 +912,8 @@ int pf_report_build(const pf_report_opts *o, json_t **out, pf_err *e)
         goto out;
     }
     sqlite3_busy_timeout(c.db, 10000);
+    c.hourly = sqlite3_table_column_metadata(c.db, NULL, "bundles_hourly", "max_span_ns", NULL,
+                                             NULL, NULL, NULL, NULL) == SQLITE_OK;
     doc = json_object();
     c.sensors = json_array();
     c.windows = json_array();
@@ -715,7 +931,8 @@ int pf_report_build(const pf_report_opts *o, json_t **out, pf_err *e)
     /* One read transaction: every query sees the same state even while an
      * import commits. */
     if (sqlite3_exec(c.db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK || load_sensors(&c) != 0 ||
-        choose_range(&c) != 0 || count_in_range(&c, &n) != 0)
+        choose_range(&c) != 0 ||
+        count_in_range(&c, o->detail_max ? o->detail_max : PF_REPORT_DETAIL_MAX, &n) != 0)
         goto out;
     size_t detail_max = o->detail_max ? o->detail_max : PF_REPORT_DETAIL_MAX;
     bool files = (size_t)n <= detail_max;
@@ -804,6 +1021,25 @@ bool pf_report_parse_time(const char *s, int64_t *ns)
 
 /* ----------------------------------------------------------- locate */
 
+static bool delivered_key(const char *base, char *sensor, int64_t *seq, int64_t *n)
+{
+    for (const char *p = strchr(base, '-'); p != NULL; p = strchr(p + 1, '-')) {
+        size_t len = (size_t)(p - base);
+        bool digits = true;
+        for (int i = 1; i <= 10 && digits; i++)
+            digits = isdigit((unsigned char)p[i]) != 0;
+        if (!digits || p[11] != '-' || !isdigit((unsigned char)p[12]) || len == 0 ||
+            len > PF_NAME_MAX)
+            continue;
+        memcpy(sensor, base, len);
+        sensor[len] = '\0';
+        *seq = strtoll(p + 1, NULL, 10);
+        *n = strtoll(p + 12, NULL, 10);
+        return true;
+    }
+    return false;
+}
+
 int pf_report_locate(const char *state_dir, const char *file, const char *hash_hex, pf_located *out,
                      pf_err *e)
 {
@@ -831,7 +1067,8 @@ int pf_report_locate(const char *state_dir, const char *file, const char *hash_h
         st = prep(&c, pass == 0
                           ? "SELECT d.sensor, d.seq, d.n, d.converted, d.state, b.bundle_hash, "
                             "b.header_hash, b.source, b.imported_at FROM deliveries d JOIN "
-                            "bundles b ON b.sensor = d.sensor AND b.seq = d.seq WHERE d.final = ?"
+                            "bundles b ON b.sensor = d.sensor AND b.seq = d.seq WHERE "
+                            "d.sensor = ?2 AND d.seq = ?3 AND d.n = ?4 AND d.final = ?1"
                           : "SELECT d.sensor, d.seq, d.n, d.converted, d.state, b.bundle_hash, "
                             "b.header_hash, b.source, b.imported_at FROM deliveries d JOIN "
                             "bundles b ON b.sensor = d.sensor AND b.seq = d.seq "
@@ -839,6 +1076,18 @@ int pf_report_locate(const char *state_dir, const char *file, const char *hash_h
         if (st == NULL)
             goto out;
         sqlite3_bind_text(st, 1, pass == 0 ? pf_basename(file) : hash_hex, -1, SQLITE_TRANSIENT);
+        if (pass == 0) {
+            /* The delivered name carries its key: <sensor>-<seq, 10
+             * digits>-<n>-<time>.pcap, so the lookup is one primary-key
+             * probe, not a scan of every delivery. */
+            char sensor[PF_NAME_MAX + 1];
+            int64_t seq = 0, n = 0;
+            if (!delivered_key(pf_basename(file), sensor, &seq, &n))
+                continue;
+            sqlite3_bind_text(st, 2, sensor, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(st, 3, seq);
+            sqlite3_bind_int64(st, 4, n);
+        }
         r = next_row(&c, st);
         if (r < 0)
             goto out;

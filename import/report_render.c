@@ -126,14 +126,16 @@ static void mark(struct draw *d, const char *kind, const char *sensor, int64_t a
         x0 = mid - minw / 2;
         x1 = mid + minw / 2;
     }
+    fprintf(d->f, "<rect class=\"m %s\" data-s=\"", kind);
+    esc(d->f, sensor);
     fprintf(d->f,
-            "<rect class=\"m %s\" data-s=\"%s\" data-a=\"%.3f\" data-b=\"%.3f\" x=\"%.2f\" "
-            "y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" fill=\"%s\"",
-            kind, sensor, (double)a / 1e9, (double)b / 1e9, x0, y, x1 - x0, h, fill);
+            "\" data-a=\"%.3f\" data-b=\"%.3f\" x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" "
+            "height=\"%.1f\" fill=\"%s\"",
+            (double)a / 1e9, (double)b / 1e9, x0, y, x1 - x0, h, fill);
     if (opacity < 1)
         fprintf(d->f, " fill-opacity=\"%.2f\"", opacity);
     /* neighbouring windows stay apart where there is room to show it */
-    if (strcmp(kind, "cov") == 0 && x1 - x0 > 6)
+    if (d->files && strcmp(kind, "cov") == 0 && x1 - x0 > 6)
         fputs(" stroke=\"#fff\" stroke-width=\"0.8\"", d->f);
     fputs("><title>", d->f);
     esc(d->f, title);
@@ -381,10 +383,9 @@ static void svg_body(struct draw *d)
     json_array_foreach(sensors, i, s)
     {
         double y = row_y((int)i);
-        fprintf(d->f,
-                "<g class=\"row\" data-s=\"%s\"><text x=\"6\" y=\"%.0f\" font-size=\"13\" "
-                "font-weight=\"bold\">",
-                str(s, "sensor"), y + 22);
+        fputs("<g class=\"row\" data-s=\"", d->f);
+        esc(d->f, str(s, "sensor"));
+        fprintf(d->f, "\"><text x=\"6\" y=\"%.0f\" font-size=\"13\" font-weight=\"bold\">", y + 22);
         esc(d->f, str(s, "sensor"));
         fprintf(d->f,
                 "</text><text x=\"6\" y=\"%.0f\" font-size=\"10\" fill=\"#555\">%" PRId64
@@ -483,7 +484,6 @@ static const char script[] =
     "   if(r.getAttribute('data-s')!==s)return;\n"
     "   var a=+r.getAttribute('data-a'),b=+r.getAttribute('data-b');\n"
     "   if(t>=a-0.0005&&t<=b+0.0005)hits.push(r.querySelector('title').textContent);});\n"
-    "  var cov=hits.length&&document.querySelector('#timeline .m.cov[data-s=\"'+s+'\"]');\n"
     "  out.push('== '+s+': '+(hits.length?'':'no capture covers this time')+'\\n'+"
     "hits.join('\\n--\\n'));});\n"
     " document.getElementById('answer').textContent=out.join('\\n\\n');}\n"
