@@ -76,7 +76,7 @@ install(TARGETS pcapferry RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 # Man pages, gzipped as Debian policy wants (man-db reads them either way).
 set(PF_MAN_PAGES pcapferry.1 pcapferry-keys.1 pcapferry-bundle.1 pcapferry-capture.1
-                 pcapferry-import.1)
+                 pcapferry-import.1 pcapferry-report.1 pcapferry-provenance.1)
 set(_pf_man_gz)
 foreach(_p IN LISTS PF_MAN_PAGES)
   add_custom_command(OUTPUT ${CMAKE_BINARY_DIR}/man/${_p}.gz
