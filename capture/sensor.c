@@ -46,6 +46,12 @@ struct shared {
     int fatal;
     pf_err err;
     json_t *pending_stats; /* pcap name -> statistics the spool had no room for */
+    /* pcap name -> the order it was handed over in this run. Spool names
+     * sort by their first packet's time, which is not capture order (-r
+     * files of other times, a clock stepped back): the sealer follows this,
+     * so seq order is file order, as Arkime without --flush needs. */
+    json_t *handed;
+    json_int_t handed_next;
 };
 
 struct file_stats {
@@ -358,8 +364,15 @@ static int close_file(struct sensor *s, const char *reason, int64_t end, pf_err 
         json_object_set(s->sh.pending_stats, s->ready, j);
         pthread_mutex_unlock(&s->sh.mu);
     }
+    /* its place in the order before the sealer can see it */
+    pthread_mutex_lock(&s->sh.mu);
+    json_object_set_new(s->sh.handed, s->ready, json_integer(s->sh.handed_next++));
+    pthread_mutex_unlock(&s->sh.mu);
     if (renameat(s->spool_fd, s->active, s->spool_fd, s->ready) != 0) {
         pf_err_sys(e, errno, "%s/%s: cannot hand over to the sealer", s->o->spool, s->ready);
+        pthread_mutex_lock(&s->sh.mu);
+        json_object_del(s->sh.handed, s->ready);
+        pthread_mutex_unlock(&s->sh.mu);
         goto out;
     }
     if (pf_fsync_dirfd(s->spool_fd, s->o->spool, e) != 0)
@@ -469,6 +482,40 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *d
     s->total_saved++;
     if (s->o->rotate_bytes > 0 && s->w.bytes >= s->o->rotate_bytes)
         s->rotate_now = true;
+}
+
+/* Files left from an earlier run first, by name (their capture order is
+ * their time order within that run), then this run's in the order they were
+ * handed over. The spool can hold thousands when the outbox is full. */
+struct hand_key {
+    json_int_t key; /* -1: not handed over in this run */
+    size_t at;      /* name order, for ties */
+    char *name;
+};
+
+static int cmp_hand_key(const void *a, const void *b)
+{
+    const struct hand_key *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+static void hand_over_order(struct sensor *s, char **v, size_t n)
+{
+    struct hand_key *k = n > 1 ? malloc(n * sizeof *k) : NULL;
+    if (k == NULL) /* one name, or no memory: name order */
+        return;
+    pthread_mutex_lock(&s->sh.mu);
+    for (size_t i = 0; i < n; i++) {
+        json_t *j = json_object_get(s->sh.handed, v[i]);
+        k[i] = (struct hand_key){j != NULL ? json_integer_value(j) : -1, i, v[i]};
+    }
+    pthread_mutex_unlock(&s->sh.mu);
+    qsort(k, n, sizeof *k, cmp_hand_key);
+    for (size_t i = 0; i < n; i++)
+        v[i] = k[i].name;
+    free(k);
 }
 
 /* ---------- the sealer ---------- */
@@ -825,6 +872,7 @@ static int seal_batch(struct sensor *s, char **names, size_t n, json_t *gaps, js
         unlinkat(s->spool_fd, sname, 0);
         pthread_mutex_lock(&s->sh.mu);
         json_object_del(s->sh.pending_stats, names[i]);
+        json_object_del(s->sh.handed, names[i]);
         pthread_mutex_unlock(&s->sh.mu);
     }
     pf_fsync_dirfd(s->spool_fd, s->o->spool, e);
@@ -902,6 +950,7 @@ static void *sealer_main(void *arg)
 
         size_t n;
         char **v = pf_list_names(s->spool_fd, ".pcap", &n);
+        hand_over_order(s, v, n);
         if (n == 0) {
             pf_free_names(v, n);
             uint64_t b;
@@ -1289,6 +1338,7 @@ int pf_sensor_run(const pf_sensor_opts *o, pf_sensor_signals *sig, pf_err *e)
     pthread_cond_init(&s.sh.cv, &ca);
     pthread_condattr_destroy(&ca);
     s.sh.pending_stats = json_object();
+    s.sh.handed = json_object();
     if (s.live == (o->nread > 0)) {
         pf_err_set(e, PF_EUSAGE, "capture needs either -i IFACE or -r FILE");
         goto out;
@@ -1380,6 +1430,7 @@ out:
     if (s.state_fd >= 0)
         close(s.state_fd);
     json_decref(s.sh.pending_stats);
+    json_decref(s.sh.handed);
     pthread_mutex_destroy(&s.sh.mu);
     pthread_cond_destroy(&s.sh.cv);
     return rc;
