@@ -20,6 +20,7 @@
 #   PF_BENCH_OLD_BIN        a 0.1.0 pcapferry binary; default: 70eb8a0 is
 #                           exported with git archive into the work directory
 #                           and built there (Release)
+#   PF_BENCH_FLEET_PREPARE_ONLY=1  make the bundles and packets, run nothing
 #   PF_BENCH_WORK, PF_BENCH_NO_BUILD as for the other scripts.
 # Bundles and NNCP packets are made once per (N, sensors, bytes) and kept
 # under $PF_BENCH_WORK/fleet-N/ (making 10,000 takes several minutes).
@@ -114,6 +115,7 @@ if [[ ! -f $w/.done || $(cat "$w/.done") != "$params" ]]; then
     echo "$params" >"$w/.done"
 fi
 bench_nncp "$w/nncp"
+[[ ${PF_BENCH_FLEET_PREPARE_ONLY:-0} == 1 ]] && exit 0
 srcbytes=$(du -sb "$w/src" | awk '{print $1}')
 paybytes=$(awk -v n="$n" -v w="$w" 'BEGIN { while ((getline l < (w "/plan.txt")) > 0) { split(l, f, " "); cmd = "stat -c %s " w "/pay/p" f[3] ".pcap"; if (!(f[3] in sz)) { cmd | getline sz[f[3]]; close(cmd) } t += sz[f[3]] } print t }')
 
