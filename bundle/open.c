@@ -29,6 +29,7 @@ struct reader {
     bool failed;
     uint64_t delivered;   /* content bytes handed to libarchive */
     uint64_t nonzero_end; /* offset just past the last non-zero one of them */
+    bool sync;            /* fsync each staged file (else the caller does) */
 };
 
 static la_ssize_t tar_read_cb(struct archive *a, void *ctx, const void **out)
@@ -170,7 +171,7 @@ static int extract_file(struct archive *a, struct reader *r, int dirfd, struct s
                    s->name);
         goto out;
     }
-    if (fsync(fd) != 0) {
+    if (r->sync && fsync(fd) != 0) {
         pf_err_sys(e, errno, "%s: fsync failed", s->name);
         goto out;
     }
@@ -225,13 +226,14 @@ static int check_against_manifest(const pf_manifest *m, const struct staged *st,
 int pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const char *keyring,
                       int stage_dirfd, const char *stage_prefix, pf_extracted *out, pf_err *e)
 {
-    return pf_bundle_extract_vouched(fd, what, central, keyring, NULL, stage_dirfd, stage_prefix,
+    return pf_bundle_extract_vouched(fd, what, central, keyring, NULL, stage_dirfd, stage_prefix, 0,
                                      out, e);
 }
 
 int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central,
                               const char *keyring, const uint8_t *vouched, int stage_dirfd,
-                              const char *stage_prefix, pf_extracted *out, pf_err *e)
+                              const char *stage_prefix, unsigned flags, pf_extracted *out,
+                              pf_err *e)
 {
     pf_unsealer *u = NULL;
     struct archive *a = NULL;
@@ -243,7 +245,7 @@ int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central
     pf_trust *trustp = NULL;
     bool need_vouch = false;
     uint8_t vouched_bh[PF_HASH_BYTES];
-    struct reader r = {.e = e};
+    struct reader r = {.e = e, .sync = (flags & PF_EXTRACT_NO_FSYNC) == 0};
     int rc = -1;
 
     memset(out, 0, sizeof *out);

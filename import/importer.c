@@ -220,8 +220,10 @@ static int import_one(pf_importer *imp, struct cand_list *l, const struct candid
     pf_pausepoint("import-judged");
     snprintf(prefix, sizeof prefix, "%s%010" PRIu64 "-", STAGE_PREFIX, h->seq);
     pf_err_clear(&be);
+    bool batched = imp->o.batch > 1;
     if (pf_bundle_extract_vouched(src.fd, cand->path, imp->o.central, imp->o.keyring,
-                                  has_vouched ? vouched : NULL, dirfd, prefix, &x, &be) != 0) {
+                                  has_vouched ? vouched : NULL, dirfd, prefix,
+                                  batched ? PF_EXTRACT_NO_FSYNC : 0, &x, &be) != 0) {
         if (be.status == PF_EINCOMPLETE) {
             c->incomplete++;
             imp_event(imp, PF_EV_DEBUG, "bundle=%s status=incomplete (%s); left for a later run",
@@ -254,6 +256,16 @@ static int import_one(pf_importer *imp, struct cand_list *l, const struct candid
         pf_err_set(e, PF_EENV, "out of memory");
         goto out;
     }
+    if (batched) {
+        /* imported, acknowledged and its source deleted at the flush */
+        if (imp_batch_add(imp, cand, &src, &dirfd, &x, plan, c, e) != 0) {
+            if (pf_err_is_nospace(e))
+                e->status = PF_EINCOMPLETE;
+            goto out;
+        }
+        rc = 0;
+        goto out;
+    }
     if (imp_deliver_bundle(imp, cand, dirfd, &x, plan, c, e) != 0) {
         if (pf_err_is_nospace(e))
             e->status = PF_EINCOMPLETE;
@@ -269,7 +281,7 @@ static int import_one(pf_importer *imp, struct cand_list *l, const struct candid
               pf_manifest_total_packets(x.manifest));
     rc = imp_delete_source(imp, h->sensor, &src, e);
 out:
-    if (rc != 0 && x.staged != NULL && plan != NULL) {
+    if (rc != 0 && x.staged != NULL && plan != NULL && dirfd >= 0) {
         /* A failure before the intent was recorded leaves staged files that
          * no row points at: remove them now (recovery would too). */
         struct existing now = {0};
@@ -360,6 +372,7 @@ void pf_importer_close(pf_importer *imp)
 {
     if (imp == NULL)
         return;
+    imp_batch_free(imp);
     pf_db_close(&imp->db);
     if (imp->quarantine_fd >= 0)
         close(imp->quarantine_fd);
@@ -384,15 +397,34 @@ static int run_specs(pf_importer *imp, const struct imp_source_spec *specs, size
     for (size_t i = 0; i < l.n; i++)
         prog.bytes_total += l.v[i].size;
     for (size_t i = 0; i < l.n; i++) {
-        if (import_one(imp, &l, &l.v[i], c, e) != 0)
+        /* A batch holds at most one bundle of a (sensor, seq): a second
+         * copy is judged against the first one's committed row. Large
+         * bundles flush early, so little waits staged. */
+        if (imp_batch_has(imp, l.v[i].hdr.sensor, l.v[i].hdr.seq) &&
+            imp_batch_flush(imp, &l, c, e) != 0)
+            goto out;
+        if (import_one(imp, &l, &l.v[i], c, e) != 0) {
+            /* What the batch already holds was verified and staged: it is
+             * committed before the run stops (a full disk still lets the
+             * bundles that fitted through, as one at a time does). */
+            pf_err fe;
+            pf_err_clear(&fe);
+            imp_batch_flush(imp, &l, c, &fe);
+            goto out;
+        }
+        if ((imp_batch_len(imp) >= imp->o.batch || imp_batch_bytes(imp) >= IMP_BATCH_MAX_BYTES) &&
+            imp_batch_flush(imp, &l, c, e) != 0)
             goto out;
         prog.done++;
         prog.bytes_done += l.v[i].size;
         if (imp->o.progress != NULL)
             imp->o.progress(imp->o.ctx, &prog);
     }
+    if (imp_batch_flush(imp, &l, c, e) != 0)
+        goto out;
     rc = pf_importer_count_gaps(imp, c, e);
 out:
+    imp_batch_abort(imp); /* after an error: nothing of it was recorded */
     /* also after an error: what was committed is acknowledged */
     pf_err ae;
     pf_err_clear(&ae);

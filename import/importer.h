@@ -29,6 +29,7 @@ typedef struct pf_import_opts {
     bool read_truncated;        /* Arkime runs with readTruncatedPackets=true */
     bool delete_source;         /* remove a source bundle once committed */
     unsigned settle_ms;         /* pause after making a sensor's ingest directory */
+    unsigned batch;             /* bundles per group commit; 0 or 1: one at a time */
     const char *arkime_socket;  /* capture's --command-socket: add-file instead of open/close */
     pf_event_fn event;
     void (*progress)(void *ctx, const pf_import_progress *p);
