@@ -362,6 +362,8 @@ pf_importer *pf_importer_open(const pf_import_opts *o, pf_err *e)
     }
     if (imp_recover(imp, e) != 0)
         goto fail;
+    /* Three lookups per bundle would otherwise read every key file each */
+    pf_keyring_cache_enable(true);
     return imp;
 fail:
     pf_importer_close(imp);
@@ -373,6 +375,7 @@ void pf_importer_close(pf_importer *imp)
     if (imp == NULL)
         return;
     imp_batch_free(imp);
+    pf_keyring_cache_enable(false);
     pf_db_close(&imp->db);
     if (imp->quarantine_fd >= 0)
         close(imp->quarantine_fd);
@@ -388,6 +391,7 @@ static int run_specs(pf_importer *imp, const struct imp_source_spec *specs, size
     pf_import_progress prog = {0};
     int rc = -1;
 
+    pf_keyring_cache_reset(); /* each pass sees the keyring as it is now */
     if (imp_retry_execs(imp, c, e) != 0)
         goto out;
     if (imp_collect(imp, specs, n, &l, c, e) != 0)
