@@ -30,12 +30,22 @@ struct reader {
     uint64_t delivered;   /* content bytes handed to libarchive */
     uint64_t nonzero_end; /* offset just past the last non-zero one of them */
     bool sync;            /* fsync each staged file (else the caller does) */
+    size_t used;          /* longest write into any of buf's READ_BUFS parts */
 };
+
+/* n < 0: a failed read may have written anything: wipe the parts whole */
+static void reader_note(struct reader *r, ssize_t n)
+{
+    size_t len = n < 0 ? READ_BUF_BYTES : (size_t)n;
+    if (len > r->used)
+        r->used = len;
+}
 
 static la_ssize_t tar_read_cb(struct archive *a, void *ctx, const void **out)
 {
     struct reader *r = ctx;
     ssize_t n = pf_unsealer_read(r->u, r->buf, READ_BUF_BYTES, r->e);
+    reader_note(r, n);
     if (n < 0) {
         r->failed = true;
         archive_set_error(a, EIO, "bundle stream failed");
@@ -149,6 +159,7 @@ static int extract_file(struct archive *a, struct reader *r, int dirfd, struct s
         uint8_t *buf = r->buf + (1 + next) * READ_BUF_BYTES;
         pf_hasher_wait(r->hash, ticket[next]);
         la_ssize_t n = archive_read_data(a, buf, READ_BUF_BYTES);
+        reader_note(r, (ssize_t)n);
         if (r->failed)
             goto out;
         if (n < 0) {
@@ -385,6 +396,7 @@ int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central
      * stream must end with a verified trailer. */
     for (;;) {
         ssize_t n = pf_unsealer_read(u, r.buf, READ_BUF_BYTES, e);
+        reader_note(&r, n);
         if (n < 0)
             goto out;
         if (n == 0)
@@ -448,7 +460,10 @@ out:
     free(trustp);
     pf_hasher_free(r.hash); /* before the buffers it may read */
     if (r.buf != NULL) {
-        sodium_memzero(r.buf, READ_BUFS * READ_BUF_BYTES);
+        /* every write starts a part: wiping each part's first `used`
+         * bytes wipes all plaintext (the whole of it for a large bundle) */
+        for (size_t i = 0; i < READ_BUFS; i++)
+            sodium_memzero(r.buf + i * READ_BUF_BYTES, r.used);
         free(r.buf);
     }
     pf_unsealer_free(u);

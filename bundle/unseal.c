@@ -241,6 +241,8 @@ static int next_chunk(pf_unsealer *u, uint8_t *out, pf_pipe_slot *slot, pf_err *
                           "%s: chunk %llu fails authentication (modified, reordered, or from "
                           "another bundle)",
                           u->what, (unsigned long long)u->chunks);
+    /* pull writes plaintext only after the tag verified */
+    pf_pipe_note(&u->pipe, (size_t)mlen);
     if (tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL)
         u->final_seen = true;
     else if (tag != crypto_secretstream_xchacha20poly1305_TAG_MESSAGE)
