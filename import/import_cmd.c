@@ -47,6 +47,8 @@ const char pf_import_usage[] =
     "                           watch it (default 1000)\n"
     "  --batch N                bundles per group commit: one flush per step for N\n"
     "                           bundles (default 64); 1: each bundle on its own\n"
+    "  --jobs N                 import N sensors' bundles side by side, each sensor's\n"
+    "                           in seq order (default: the number of CPUs)\n"
     "  --arkime-socket PATH     hand each file to capture's --command-socket (add-file\n"
     "                           --notify) and wait for its answer, instead of announcing\n"
     "                           it to monitor mode\n"
@@ -66,7 +68,7 @@ struct settings {
     char *sources[MAX_SOURCES];
     size_t nsources;
     bool read_truncated, delete_source, watch, status, json, syslog;
-    unsigned rescan, settle_ms, batch;
+    unsigned rescan, settle_ms, batch, jobs;
     int verbosity; /* -1 quiet, 0 normal, 1 verbose */
 };
 
@@ -109,6 +111,10 @@ static int config_setting(void *ctx, const char *k, const char *v, int lineno, p
     }
     if (strcmp(k, "settle-ms") == 0 && pf_parse_u64(v, &u) && u < 60000) {
         s->settle_ms = (unsigned)u;
+        return 0;
+    }
+    if (strcmp(k, "jobs") == 0 && pf_parse_u64(v, &u) && u >= 1 && u <= PF_IMPORT_JOBS_MAX) {
+        s->jobs = (unsigned)u;
         return 0;
     }
     if (strcmp(k, "batch") == 0 && pf_parse_u64(v, &u) && u >= 1 && u <= IMPORT_BATCH_MAX) {
@@ -264,7 +270,8 @@ int pf_import_main(int argc, char **argv)
         O_RECEIPTS,
         O_SYSLOG,
         O_SOCK,
-        O_BATCH
+        O_BATCH,
+        O_JOBS
     };
     static const struct option longopts[] = {{"key", required_argument, NULL, O_KEY},
                                              {"keyring", required_argument, NULL, O_KEYRING},
@@ -284,12 +291,15 @@ int pf_import_main(int argc, char **argv)
                                              {"syslog", no_argument, NULL, O_SYSLOG},
                                              {"arkime-socket", required_argument, NULL, O_SOCK},
                                              {"batch", required_argument, NULL, O_BATCH},
+                                             {"jobs", required_argument, NULL, O_JOBS},
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"verbose", no_argument, NULL, 'v'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     struct settings s = {.rescan = 60, .settle_ms = 1000, .batch = 64};
-    struct settings cli = {.rescan = 0, .settle_ms = UINT32_MAX, .batch = 0};
+    struct settings cli = {.rescan = 0, .settle_ms = UINT32_MAX, .batch = 0, .jobs = 0};
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    s.jobs = ncpu < 1 ? 1 : ncpu > PF_IMPORT_JOBS_MAX ? PF_IMPORT_JOBS_MAX : (unsigned)ncpu;
     const char *config = NULL;
     pf_err e;
     pf_seckey *central = NULL;
@@ -338,6 +348,12 @@ int pf_import_main(int argc, char **argv)
             if (!pf_parse_u64(optarg, &u) || u >= 60000)
                 return pf_cli_usage("import", "--settle-ms: '%s' is not 0..59999", optarg);
             cli.settle_ms = (unsigned)u;
+            break;
+        case O_JOBS:
+            if (!pf_parse_u64(optarg, &u) || u == 0 || u > PF_IMPORT_JOBS_MAX)
+                return pf_cli_usage("import", "--jobs: '%s' is not 1..%d", optarg,
+                                    PF_IMPORT_JOBS_MAX);
+            cli.jobs = (unsigned)u;
             break;
         case O_BATCH:
             if (!pf_parse_u64(optarg, &u) || u == 0 || u > IMPORT_BATCH_MAX)
@@ -412,6 +428,8 @@ int pf_import_main(int argc, char **argv)
         s.settle_ms = cli.settle_ms;
     if (cli.batch != 0)
         s.batch = cli.batch;
+    if (cli.jobs != 0)
+        s.jobs = cli.jobs;
     if (optind < argc) { /* sources on the command line replace the configured ones */
         for (size_t i = 0; i < s.nsources; i++)
             free(s.sources[i]);
@@ -458,6 +476,7 @@ int pf_import_main(int argc, char **argv)
                         .delete_source = s.delete_source,
                         .settle_ms = s.settle_ms,
                         .batch = s.batch,
+                        .jobs = s.jobs,
                         .arkime_socket = s.arkime_socket,
                         .event = on_event,
                         .progress = on_progress,

@@ -296,7 +296,7 @@ for fp in import-staged import-intent import-renamed import-announcing import-an
     INGEST=$T/fp/$fp/ingest
     L=$T/fp/$fp/watch
     fresh_ingest "$INGEST" edge-01 edge-02
-    import_cmd --batch 1 "$OUT"
+    import_cmd --jobs 1 --batch 1 "$OUT"
     watched_run "$L.1" 137 -- env PCAPFERRY_FAILPOINT="$fp" "${IMPORT[@]}"
 
     # Where the kill landed: the first file of edge-01 seq 1 is the first
@@ -410,7 +410,7 @@ for how in clean import-announcing import-announced arkime-down; do
     INGEST=$T/sock/$how/ingest
     L=$T/sock/$how/watch
     fresh_ingest "$INGEST" edge-01 edge-02
-    import_cmd --batch 1 --arkime-socket "$SOCK" "$OUT"
+    import_cmd --jobs 1 --batch 1 --arkime-socket "$SOCK" "$OUT"
     logs=("$L.1")
     case $how in
     clean)
@@ -461,7 +461,7 @@ done
 # ------------------------------------------------- inside a group commit
 
 # The default --batch takes all six bundles (8 files) into one group
-# commit: each step is taken for the whole batch, so a kill between two
+# commit (one worker: --jobs 1 keeps both sensors in it): each step is taken for the whole batch, so a kill between two
 # steps, or in the middle of one, leaves every bundle of the batch at the
 # same point. The next run finishes them all, each file announced once.
 for fp in import-staged import-intent import-batch-renamed import-renamed import-announcing \
@@ -471,7 +471,7 @@ for fp in import-staged import-intent import-batch-renamed import-renamed import
     INGEST=$T/batch/$fp/ingest
     L=$T/batch/$fp/watch
     fresh_ingest "$INGEST" edge-01 edge-02
-    import_cmd "$OUT"
+    import_cmd --jobs 1 "$OUT"
     watched_run "$L.1" 137 -- env PCAPFERRY_FAILPOINT="$fp" "${IMPORT[@]}"
     staged=$(find "$INGEST" -name '.pcapferry-*.part' | wc -l)
     finals=$(find "$INGEST" -name '*.pcap' ! -name '.*' | wc -l)
@@ -512,6 +512,36 @@ for fp in import-staged import-intent import-batch-renamed import-renamed import
         check_delivery "batch $fp" "$EXP" 1 1 "137 0 0" "$L.1" "$L.2" "$L.3"
     fi
 done
+
+# ------------------------------------------------------------------ --jobs
+
+section "--jobs 2: the two sensors side by side, each one's files in seq order"
+STATE=$T/jobs/state
+INGEST=$T/jobs/ingest
+L=$T/jobs/watch
+fresh_ingest "$INGEST" edge-01 edge-02
+import_cmd --jobs 2 "$OUT"
+watched_run "$L.1" 0 -- "${IMPORT[@]}"
+expect_stderr_contains "6 new, 0 already imported, 0 rejected, 0 gaps (8 files delivered"
+for s in edge-01 edge-02; do
+    # final names sort by seq, then n: the order a sensor's files must reach Arkime in
+    seen=$(awk -v d="$INGEST/$s/" 'NF == 3 && index($1, d) == 1 { print $1 }' "$L.1")
+    expect_eq "$s: announced in seq and file order" "$(sort <<<"$seen")" "$seen"
+    expect_eq "$s: every file announced" "$(grep -c "^$s/" "$EXP")" "$(grep -c . <<<"$seen")"
+done
+check_delivery "--jobs 2" "$EXP" 1 1 "0" "$L.1"
+
+section "--jobs 2: a worker killed inside its batch is the import killed; then a clean run"
+STATE=$T/jobs-k/state
+INGEST=$T/jobs-k/ingest
+L=$T/jobs-k/watch
+fresh_ingest "$INGEST" edge-01 edge-02
+import_cmd --jobs 2 "$OUT"
+watched_run "$L.1" 137 -- env PCAPFERRY_FAILPOINT=import-batch-renamed "${IMPORT[@]}"
+expect_eq "no worker left running" "" "$(pgrep -f -- "--state $STATE" || true)"
+watched_run "$L.2" 0 -- "${IMPORT[@]}"
+expect_stderr_contains "already imported, 0 rejected, 0 gaps"
+check_delivery "--jobs 2, killed" "$EXP" 1 1 "137 0" "$L.1" "$L.2"
 
 # ------------------------------------------------------------ random kills
 
