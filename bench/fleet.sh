@@ -38,7 +38,7 @@ pbytes=$(bench_bytes "${PF_BENCH_FLEET_BYTES:-128K}")
 nstrace=${PF_BENCH_FLEET_STRACE:-200}
 loop_set=${PF_BENCH_FLEET_LOOP-head}
 per=$(((n + nsens - 1) / nsens))
-npay=64 # distinct payloads, used in turn
+npay=$((n < 64 ? n : 64)) # distinct payloads, used in turn
 
 bench_need nncp-cfgnew nncp-file nncp-xfer nncp-toss strace b2sum /usr/bin/time mkfs.ext4
 bench_build
