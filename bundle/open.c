@@ -298,7 +298,10 @@ int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central
 
     r.u = u;
     r.buf = malloc(READ_BUFS * READ_BUF_BYTES);
-    r.hash = pf_hasher_new();
+    /* the content is about the file's size (it compresses little) */
+    struct stat fst;
+    r.hash = pf_hasher_new_sized(
+        fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode) ? (uint64_t)fst.st_size : UINT64_MAX);
     mraw = malloc(PF_MANIFEST_MAX_BYTES + 1);
     a = archive_read_new();
     if (r.buf == NULL || r.hash == NULL || mraw == NULL || a == NULL) {
