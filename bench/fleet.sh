@@ -17,6 +17,7 @@
 #                           "head"; e.g. "head old nncp"; empty skips the image)
 #   PF_BENCH_FLEET_JOBS     --jobs values for this tree's import (default "1 2"
 #                           when import has --jobs)
+#   PF_BENCH_FLEET_B1=0     skips this tree with --batch 1 --jobs 1
 #   PF_BENCH_OLD_BIN        a 0.1.0 pcapferry binary; default: 70eb8a0 is
 #                           exported with git archive into the work directory
 #                           and built there (Release)
@@ -190,6 +191,9 @@ pf_head() { # LABEL BASE
     fi
 }
 run_pf old "$OLD" "$w/keys/ring-old" "$w"
+# this tree without group commit or workers: what the rest of the changes give
+"$PF" import --help 2>&1 | grep -q -- '--batch' && [[ ${PF_BENCH_FLEET_B1:-1} == 1 ]] &&
+    run_pf head-b1 "$PF" "$w/keys/ring" "$w" --batch 1 $([[ $has_jobs == 1 ]] && echo --jobs 1)
 pf_head head "$w"
 run_nncp nncp "$w"
 
@@ -282,7 +286,7 @@ head_wall=$(t "$head_label" 2)
             printf "| %s | %.2f | %.1f | %.1f | %.2f | %.2fx | %.2fx |\n", l, w, n / w, b / 1e6 / w, u + s, o / w, nn / w }'
     done <"$res/times.txt"
     echo
-    echo "Labels: old = pcapferry 0.1.0 (70eb8a0); head = this tree (-jN: --jobs N); nncp = nncp-xfer -rx + nncp-toss + sync of what it wrote; -loop = source, state and ingest on the loop image."
+    echo "Labels: old = pcapferry 0.1.0 (70eb8a0); head = this tree (-jN: --jobs N; -b1: --batch 1 --jobs 1, one bundle at a time); nncp = nncp-xfer -rx + nncp-toss + sync of what it wrote; -loop = source, state and ingest on the loop image."
     if [[ -s $res/fsyncs.txt ]]; then
         echo
         echo "Sync calls per bundle (strace -f -c over an import of the first $nstrace bundles):"

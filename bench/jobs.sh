@@ -15,7 +15,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 n=${1:-2000}
 res=$BENCH_WORK/results/jobs
 mkdir -p "$res"
-export PF_BENCH_FLEET_JOBS=${PF_BENCH_FLEET_JOBS:-1 2} PF_BENCH_FLEET_LOOP= PF_BENCH_FLEET_STRACE=0
+export PF_BENCH_FLEET_JOBS=${PF_BENCH_FLEET_JOBS:-1 2} PF_BENCH_FLEET_LOOP= PF_BENCH_FLEET_STRACE=0 PF_BENCH_FLEET_B1=0
 {
     echo "## import --jobs scaling"
     echo
