@@ -458,8 +458,8 @@ static void worker_main(pf_importer *imp, struct cand_list *l, const unsigned ch
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
         _exit(1);
     pf_err_clear(&res.e);
-    /* SQLite forbids carrying a connection across fork: the parent's is
-     * left untouched (not even closed), the worker opens its own. */
+    /* SQLite forbids carrying a connection across fork: the importer
+     * closed its own before forking, each worker opens one. */
     if (pf_db_open(&imp->db, imp->o.state_dir, &res.e) != 0) {
         res.rc = -1;
     } else {
@@ -522,6 +522,8 @@ static int run_workers(pf_importer *imp, struct cand_list *l, pf_import_counts *
         owner[i] = (unsigned char)(s % jobs);
     }
     pid_t self = getpid();
+    /* no SQLite connection, lock or WAL-index mapping crosses the fork */
+    pf_db_close(&imp->db);
     for (unsigned k = 0; k < jobs; k++) {
         int p[2];
         if (pipe2(p, O_CLOEXEC) != 0) {
@@ -592,6 +594,12 @@ reap:
      * importer ends the same way, so whoever started it sees one crash. */
     if (killed_by == SIGKILL)
         kill(getpid(), SIGKILL);
+    pf_err oe;
+    pf_err_clear(&oe);
+    if (pf_db_open(&imp->db, imp->o.state_dir, &oe) != 0 && rc == 0) {
+        *e = oe;
+        rc = -1;
+    }
 out:
     free(owner);
     free(mine);
