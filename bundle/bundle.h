@@ -93,7 +93,11 @@ pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const char
 __attribute__((warn_unused_result)) int
 pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central, const char *keyring,
                           const uint8_t *vouched, int stage_dirfd, const char *stage_prefix,
-                          pf_extracted *out, pf_err *e);
+                          unsigned flags, pf_extracted *out, pf_err *e);
+/* flags: the caller makes the staged files durable itself (the importer's
+ * group commit: one syncfs for a batch of bundles), so each is not fsynced
+ * here. Without it every staged file is fsynced before this returns. */
+#define PF_EXTRACT_NO_FSYNC 1u
 
 /* bundle open: extract into outdir, all or nothing. */
 __attribute__((warn_unused_result)) int pf_bundle_open(const char *path, const pf_seckey *central,
@@ -176,9 +180,8 @@ __attribute__((warn_unused_result)) int pf_bundle_read_header_at(int dirfd, cons
 
 /* The same from an open descriptor (pread: its position is not moved), so
  * that what is judged and what is then read are one file. */
-__attribute__((warn_unused_result)) int pf_bundle_read_header_fd(int fd, const char *what,
-                                                                 pf_header *out,
-                                                                 uint64_t *file_size, pf_err *e);
+__attribute__((warn_unused_result)) int
+pf_bundle_read_header_fd(int fd, const char *what, pf_header *out, uint64_t *file_size, pf_err *e);
 
 /* Sensor sequence state (see docs/FORMAT.md, "Sequence numbers"). */
 typedef struct pf_seq_state {

@@ -49,6 +49,11 @@ static void *hasher_main(void *arg)
 
 pf_hasher *pf_hasher_new(void)
 {
+    return pf_hasher_new_sized(UINT64_MAX);
+}
+
+pf_hasher *pf_hasher_new_sized(uint64_t bytes)
+{
     pf_hasher *h = NULL;
     if (posix_memalign((void **)&h, 64, sizeof *h) != 0)
         return NULL;
@@ -63,7 +68,8 @@ pf_hasher *pf_hasher_new(void)
         free(h);
         return NULL;
     }
-    h->threaded = pthread_create(&h->thread, NULL, hasher_main, h) == 0;
+    h->threaded = bytes >= PF_HASHER_THREAD_MIN_BYTES &&
+                  pthread_create(&h->thread, NULL, hasher_main, h) == 0;
     return h;
 }
 

@@ -24,6 +24,11 @@ typedef struct pf_hasher pf_hasher;
 /* NULL only when out of memory. Without a thread (pthread_create failed)
  * it hashes in the caller's thread, with the same results. */
 pf_hasher *pf_hasher_new(void);
+/* The same for about `bytes` of input: below PF_HASHER_THREAD_MIN_BYTES
+ * the hashing stays in the caller's thread, where it costs less than
+ * starting a thread and handing buffers over (a fleet's small bundles). */
+#define PF_HASHER_THREAD_MIN_BYTES (1u << 20)
+pf_hasher *pf_hasher_new_sized(uint64_t bytes);
 uint64_t pf_hasher_update(pf_hasher *h, const void *buf, size_t len);
 /* Returns once the update that gave ticket is done with its buffer. */
 void pf_hasher_wait(pf_hasher *h, uint64_t ticket);

@@ -29,12 +29,23 @@ struct reader {
     bool failed;
     uint64_t delivered;   /* content bytes handed to libarchive */
     uint64_t nonzero_end; /* offset just past the last non-zero one of them */
+    bool sync;            /* fsync each staged file (else the caller does) */
+    size_t used;          /* longest write into any of buf's READ_BUFS parts */
 };
+
+/* n < 0: a failed read may have written anything: wipe the parts whole */
+static void reader_note(struct reader *r, ssize_t n)
+{
+    size_t len = n < 0 ? READ_BUF_BYTES : (size_t)n;
+    if (len > r->used)
+        r->used = len;
+}
 
 static la_ssize_t tar_read_cb(struct archive *a, void *ctx, const void **out)
 {
     struct reader *r = ctx;
     ssize_t n = pf_unsealer_read(r->u, r->buf, READ_BUF_BYTES, r->e);
+    reader_note(r, n);
     if (n < 0) {
         r->failed = true;
         archive_set_error(a, EIO, "bundle stream failed");
@@ -148,6 +159,7 @@ static int extract_file(struct archive *a, struct reader *r, int dirfd, struct s
         uint8_t *buf = r->buf + (1 + next) * READ_BUF_BYTES;
         pf_hasher_wait(r->hash, ticket[next]);
         la_ssize_t n = archive_read_data(a, buf, READ_BUF_BYTES);
+        reader_note(r, (ssize_t)n);
         if (r->failed)
             goto out;
         if (n < 0) {
@@ -170,7 +182,7 @@ static int extract_file(struct archive *a, struct reader *r, int dirfd, struct s
                    s->name);
         goto out;
     }
-    if (fsync(fd) != 0) {
+    if (r->sync && fsync(fd) != 0) {
         pf_err_sys(e, errno, "%s: fsync failed", s->name);
         goto out;
     }
@@ -225,13 +237,14 @@ static int check_against_manifest(const pf_manifest *m, const struct staged *st,
 int pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const char *keyring,
                       int stage_dirfd, const char *stage_prefix, pf_extracted *out, pf_err *e)
 {
-    return pf_bundle_extract_vouched(fd, what, central, keyring, NULL, stage_dirfd, stage_prefix,
+    return pf_bundle_extract_vouched(fd, what, central, keyring, NULL, stage_dirfd, stage_prefix, 0,
                                      out, e);
 }
 
 int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central,
                               const char *keyring, const uint8_t *vouched, int stage_dirfd,
-                              const char *stage_prefix, pf_extracted *out, pf_err *e)
+                              const char *stage_prefix, unsigned flags, pf_extracted *out,
+                              pf_err *e)
 {
     pf_unsealer *u = NULL;
     struct archive *a = NULL;
@@ -243,7 +256,7 @@ int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central
     pf_trust *trustp = NULL;
     bool need_vouch = false;
     uint8_t vouched_bh[PF_HASH_BYTES];
-    struct reader r = {.e = e};
+    struct reader r = {.e = e, .sync = (flags & PF_EXTRACT_NO_FSYNC) == 0};
     int rc = -1;
 
     memset(out, 0, sizeof *out);
@@ -285,7 +298,10 @@ int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central
 
     r.u = u;
     r.buf = malloc(READ_BUFS * READ_BUF_BYTES);
-    r.hash = pf_hasher_new();
+    /* the content is about the file's size (it compresses little) */
+    struct stat fst;
+    r.hash = pf_hasher_new_sized(
+        fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode) ? (uint64_t)fst.st_size : UINT64_MAX);
     mraw = malloc(PF_MANIFEST_MAX_BYTES + 1);
     a = archive_read_new();
     if (r.buf == NULL || r.hash == NULL || mraw == NULL || a == NULL) {
@@ -383,6 +399,7 @@ int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central
      * stream must end with a verified trailer. */
     for (;;) {
         ssize_t n = pf_unsealer_read(u, r.buf, READ_BUF_BYTES, e);
+        reader_note(&r, n);
         if (n < 0)
             goto out;
         if (n == 0)
@@ -446,7 +463,10 @@ out:
     free(trustp);
     pf_hasher_free(r.hash); /* before the buffers it may read */
     if (r.buf != NULL) {
-        sodium_memzero(r.buf, READ_BUFS * READ_BUF_BYTES);
+        /* every write starts a part: wiping each part's first `used`
+         * bytes wipes all plaintext (the whole of it for a large bundle) */
+        for (size_t i = 0; i < READ_BUFS; i++)
+            sodium_memzero(r.buf + i * READ_BUF_BYTES, r.used);
         free(r.buf);
     }
     pf_unsealer_free(u);

@@ -19,11 +19,21 @@ int pf_pipe_init(pf_pipe *p, size_t bufsize, pf_err *e)
     return 0;
 }
 
+void pf_pipe_note(pf_pipe *p, size_t len)
+{
+    pthread_mutex_lock(&p->mu);
+    p->used_known = true;
+    if (len > p->used)
+        p->used = len;
+    pthread_mutex_unlock(&p->mu);
+}
+
 void pf_pipe_destroy(pf_pipe *p)
 {
+    size_t wipe = p->used_known && p->used < p->bufsize ? p->used : p->bufsize;
     for (size_t i = 0; i < PF_PIPE_BUFFERS; i++) {
         if (p->all[i] != NULL)
-            sodium_memzero(p->all[i], p->bufsize);
+            sodium_memzero(p->all[i], wipe);
         free(p->all[i]);
         p->all[i] = NULL;
     }

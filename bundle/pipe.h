@@ -32,11 +32,21 @@ typedef struct pf_pipe {
     size_t head, count;
     bool failed, cancelled;
     pf_err err;
+    /* Bytes at the start of each buffer that can have held plaintext, when
+     * the user knows (pf_pipe_note); destroy wipes only those. A bundle of
+     * 128 KB then wipes 128 KB per buffer, not the whole chunk size. */
+    size_t used;
+    bool used_known;
 } pf_pipe;
 
 int pf_pipe_init(pf_pipe *p, size_t bufsize, pf_err *e);
 /* Wipes and frees the buffers (they held plaintext). */
 void pf_pipe_destroy(pf_pipe *p);
+/* Says that len bytes were written at the start of a buffer (call it for
+ * every write of plaintext, from the writing thread, before the buffer is
+ * pushed or given back); once called, destroy wipes only the longest of
+ * them. Never called: destroy wipes every buffer whole. */
+void pf_pipe_note(pf_pipe *p, size_t len);
 
 /* A free buffer, waiting if all are in flight; NULL once failed or
  * cancelled. */

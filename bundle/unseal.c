@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zstd.h>
 
 #include "bundle/hasher.h"
@@ -70,7 +71,9 @@ pf_unsealer *pf_unsealer_new(int fd, const char *what, pf_err *e)
     }
     u->fd = fd;
     u->what = what;
-    u->hash = pf_hasher_new();
+    struct stat fst;
+    u->hash = pf_hasher_new_sized(
+        fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode) ? (uint64_t)fst.st_size : UINT64_MAX);
     u->ss = sodium_malloc(sizeof *u->ss);
     if (u->hash == NULL || u->ss == NULL) {
         pf_err_set(e, PF_EENV, "out of memory");
@@ -241,6 +244,8 @@ static int next_chunk(pf_unsealer *u, uint8_t *out, pf_pipe_slot *slot, pf_err *
                           "%s: chunk %llu fails authentication (modified, reordered, or from "
                           "another bundle)",
                           u->what, (unsigned long long)u->chunks);
+    /* pull writes plaintext only after the tag verified */
+    pf_pipe_note(&u->pipe, (size_t)mlen);
     if (tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL)
         u->final_seen = true;
     else if (tag != crypto_secretstream_xchacha20poly1305_TAG_MESSAGE)

@@ -134,6 +134,14 @@ static int set_mode(int fd, mode_t mode)
 int pf_atomic_write_at(int dfd, const char *dir, const char *name, const void *data, size_t len,
                        mode_t mode, bool no_replace, pf_err *e)
 {
+    return pf_atomic_write_flags(dfd, dir, name, data, len, mode, no_replace ? PF_AW_NO_REPLACE : 0,
+                                 e);
+}
+
+int pf_atomic_write_flags(int dfd, const char *dir, const char *name, const void *data, size_t len,
+                          mode_t mode, unsigned flags, pf_err *e)
+{
+    bool no_replace = (flags & PF_AW_NO_REPLACE) != 0, sync = (flags & PF_AW_NO_SYNC) == 0;
     char tmp[NAME_MAX + 1];
     int fd = -1, rc = -1;
     bool tmp_made = false;
@@ -158,7 +166,7 @@ int pf_atomic_write_at(int dfd, const char *dir, const char *name, const void *d
     }
     if (pf_write_all(fd, data, len, name, e) != 0)
         goto out;
-    if (fsync(fd) != 0) {
+    if (sync && fsync(fd) != 0) {
         pf_err_sys(e, errno, "%s/%s: fsync failed", dir, tmp);
         goto out;
     }
@@ -177,7 +185,7 @@ int pf_atomic_write_at(int dfd, const char *dir, const char *name, const void *d
         goto out;
     }
     tmp_made = false;
-    if (pf_fsync_dirfd(dfd, dir, e) != 0)
+    if (sync && pf_fsync_dirfd(dfd, dir, e) != 0)
         goto out;
     rc = 0;
 out:

@@ -47,6 +47,14 @@ int pf_atomic_write(const char *dir, const char *name, const void *data, size_t 
 /* The same inside an open directory; dirname only names it in messages. */
 int pf_atomic_write_at(int dirfd, const char *dirname, const char *name, const void *data,
                        size_t len, mode_t mode, bool no_replace, pf_err *e);
+/* The same with flags. PF_AW_NO_SYNC: neither the file nor the directory is
+ * fsynced; only for a caller that makes the whole filesystem durable itself
+ * (syncfs) before anything relies on the file, and that rewrites it if a
+ * crash comes first (the importer's group commit). */
+#define PF_AW_NO_REPLACE 1u
+#define PF_AW_NO_SYNC    2u
+int pf_atomic_write_flags(int dirfd, const char *dirname, const char *name, const void *data,
+                          size_t len, mode_t mode, unsigned flags, pf_err *e);
 
 /* pf_read_file flags. SECURE: the buffer comes from sodium_malloc (for
  * secrets) and must be released with pf_free_file(buf, true). PRIVATE: the

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/fsutil.h"
@@ -158,6 +159,11 @@ void pf_db_close(pf_db *db)
 {
     if (db == NULL || db->sql == NULL)
         return;
+    for (size_t i = 0; i < db->ncache; i++) {
+        sqlite3_finalize(db->cache[i].st);
+        free(db->cache[i].sql);
+    }
+    db->ncache = 0;
     sqlite3_close(db->sql);
     db->sql = NULL;
 }
@@ -179,11 +185,43 @@ static int db_error(pf_db *db, pf_err *e, const char *sql)
     return -1;
 }
 
-static int prepare(pf_db *db, pf_err *e, sqlite3_stmt **st, const char *sql, const char *fmt,
-                   va_list ap)
+static void release(pf_db *db, sqlite3_stmt *st, long slot)
 {
-    if (sqlite3_prepare_v2(db->sql, sql, -1, st, NULL) != SQLITE_OK)
-        return db_error(db, e, sql);
+    if (slot < 0) {
+        sqlite3_finalize(st);
+        return;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    db->cache[slot].busy = false;
+}
+
+/* *slot: the cache entry *st came from, or -1 (finalize it after use) */
+static int prepare(pf_db *db, pf_err *e, sqlite3_stmt **st, long *slot, const char *sql,
+                   const char *fmt, va_list ap)
+{
+    *slot = -1;
+    *st = NULL;
+    for (size_t i = 0; i < db->ncache; i++)
+        if (!db->cache[i].busy && strcmp(db->cache[i].sql, sql) == 0) {
+            *st = db->cache[i].st;
+            *slot = (long)i;
+            db->cache[i].busy = true;
+            break;
+        }
+    if (*st == NULL) {
+        bool keep = db->ncache < PF_DB_STMT_CACHE;
+        if (sqlite3_prepare_v3(db->sql, sql, -1, keep ? SQLITE_PREPARE_PERSISTENT : 0, st, NULL) !=
+            SQLITE_OK)
+            return db_error(db, e, sql);
+        char *copy = keep ? strdup(sql) : NULL;
+        if (copy != NULL) {
+            db->cache[db->ncache].sql = copy;
+            db->cache[db->ncache].st = *st;
+            db->cache[db->ncache].busy = true;
+            *slot = (long)db->ncache++;
+        }
+    }
     for (int i = 0; fmt[i] != '\0'; i++) {
         int rc = SQLITE_OK;
         switch (fmt[i]) {
@@ -203,7 +241,7 @@ static int prepare(pf_db *db, pf_err *e, sqlite3_stmt **st, const char *sql, con
             rc = SQLITE_MISUSE;
         }
         if (rc != SQLITE_OK) {
-            sqlite3_finalize(*st);
+            release(db, *st, *slot);
             *st = NULL;
             return pf_err_set(e, PF_EENV, "%s: cannot bind parameter %d", db->path, i + 1);
         }
@@ -215,8 +253,9 @@ static int run(pf_db *db, pf_err *e, pf_db_row_fn row, void *ctx, const char *sq
                va_list ap)
 {
     sqlite3_stmt *st = NULL;
+    long slot = -1;
     int rc = -1;
-    if (prepare(db, e, &st, sql, fmt, ap) != 0)
+    if (prepare(db, e, &st, &slot, sql, fmt, ap) != 0)
         return -1;
     for (;;) {
         int r = sqlite3_step(st);
@@ -232,7 +271,7 @@ static int run(pf_db *db, pf_err *e, pf_db_row_fn row, void *ctx, const char *sq
     }
     rc = 0;
 out:
-    sqlite3_finalize(st);
+    release(db, st, slot);
     return rc;
 }
 

@@ -266,21 +266,34 @@ record:
     return 0;
 }
 
-static int save_provenance(pf_importer *imp, const pf_extracted *x, pf_err *e)
+/* flags: PF_AW_NO_SYNC in a batch, whose syncfs makes these durable before
+ * the intent that relies on them is committed (a crash before that commit
+ * leaves no row, and the next run writes them again). */
+static int save_provenance(pf_importer *imp, const pf_extracted *x, unsigned flags, pf_err *e)
 {
     char dir[PATH_MAX], name[NAME_MAX + 1];
+    int dfd = -1, rc = -1;
     snprintf(dir, sizeof dir, "%s/manifests/%s", imp->o.state_dir, x->hdr.sensor);
     if (pf_mkdir_p(dir, 0750, e) != 0)
         return -1;
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return pf_err_sys(e, errno, "%s: cannot open directory", dir);
     snprintf(name, sizeof name, "%s-%010" PRIu64 ".manifest.json", x->hdr.sensor, x->hdr.seq);
-    if (pf_atomic_write(dir, name, x->manifest_raw, x->manifest_len, 0640, false, e) != 0)
-        return -1;
+    if (pf_atomic_write_flags(dfd, dir, name, x->manifest_raw, x->manifest_len, 0640, flags, e) !=
+        0)
+        goto out;
     snprintf(name, sizeof name, "%s-%010" PRIu64 ".manifest.sig", x->hdr.sensor, x->hdr.seq);
-    if (pf_atomic_write(dir, name, x->manifest_sig, PF_SIG_BYTES, 0640, false, e) != 0)
-        return -1;
+    if (pf_atomic_write_flags(dfd, dir, name, x->manifest_sig, PF_SIG_BYTES, 0640, flags, e) != 0)
+        goto out;
     /* The header completes the proof: the manifest names its hash. */
     snprintf(name, sizeof name, "%s-%010" PRIu64 ".header", x->hdr.sensor, x->hdr.seq);
-    return pf_atomic_write(dir, name, x->hdr.raw, x->hdr.raw_len, 0640, false, e);
+    if (pf_atomic_write_flags(dfd, dir, name, x->hdr.raw, x->hdr.raw_len, 0640, flags, e) != 0)
+        goto out;
+    rc = 0;
+out:
+    close(dfd);
+    return rc;
 }
 
 static uint64_t manifest_drops(const pf_manifest *m)
@@ -653,24 +666,32 @@ fail:
     return -1;
 }
 
-/* Everything after a successful extraction: gate, convert, hold, record,
- * deliver. On failure the caller removes what is still staged. */
-int imp_deliver_bundle(pf_importer *imp, const struct candidate *cand, int dirfd, pf_extracted *x,
-                       struct plan *plan, pf_import_counts *c, pf_err *e)
+/* Plans every manifest file of x into l (gate, convert, hold). */
+static int plan_bundle(pf_importer *imp, int dirfd, pf_extracted *x, struct plan *plan,
+                       struct outs *l, pf_import_counts *c, pf_err *e)
+{
+    for (size_t i = 0; i < x->manifest->nfiles; i++)
+        if (plan_file(imp, dirfd, x, i, &plan[i], l, c, e) != 0)
+            return -1;
+    return 0;
+}
+
+/* The intent rows of one bundle, inside the caller's transaction: every
+ * file it delivers gets its n (1, 2, ... in manifest and interface order)
+ * and final name here, so a rerun after a crash finds the same ones. */
+static int record_intent(pf_importer *imp, const struct candidate *cand, const pf_extracted *x,
+                         const struct outs *lp, pf_err *e)
 {
     const pf_manifest *m = x->manifest;
     const pf_header *h = &x->hdr;
+    const struct outs l = *lp;
     char hh[65], bh[65], ph[65], fhex[65];
     uint64_t packets = 0, bytes = 0;
     int64_t first = 0, last = 0;
-    bool have_ts = false, recorded = false;
-    struct outs l = {0};
-    int rc = -1;
+    bool have_ts = false;
 
     for (size_t i = 0; i < m->nfiles; i++) {
         const pf_pcapinfo *f = &m->files[i].info;
-        if (plan_file(imp, dirfd, x, i, &plan[i], &l, c, e) != 0)
-            goto out;
         packets += f->packets;
         bytes += f->size;
         if (f->have_ts) {
@@ -681,18 +702,9 @@ int imp_deliver_bundle(pf_importer *imp, const struct candidate *cand, int dirfd
             have_ts = true;
         }
     }
-    pf_failpoint("import-staged");
-    if (save_provenance(imp, x, e) != 0)
-        goto out;
-
-    /* One transaction records the intent for the whole bundle: every file
-     * it delivers gets its n (1, 2, ... in manifest and interface order)
-     * and final name here, so a rerun after a crash finds the same ones. */
     imp_hex32(hh, h->hash);
     imp_hex32(bh, x->bundle_hash);
     imp_hex32(ph, h->prev_hash);
-    if (pf_db_begin(&imp->db, e) != 0)
-        goto out;
     if (pf_db_exec(
             &imp->db, e,
             "INSERT INTO bundles (sensor, seq, header_hash, bundle_hash, prev_seq, "
@@ -701,7 +713,7 @@ int imp_deliver_bundle(pf_importer *imp, const struct candidate *cand, int dirfd
             "sussussiuuuiiu", h->sensor, h->seq, hh, bh, h->prev_seq, h->prev_seq ? ph : NULL,
             cand->path, imp_now_s(), (uint64_t)m->nfiles, packets, bytes, have_ts ? first : 0,
             have_ts ? last : 0, manifest_drops(m)) != 0)
-        goto rollback;
+        return -1;
     for (size_t n = 0; n < l.n; n++) {
         const struct out *o = &l.v[n];
         bool delivers = o->gate != PF_GATE_HOLD && o->gate != PF_GATE_EMPTY;
@@ -720,14 +732,50 @@ int imp_deliver_bundle(pf_importer *imp, const struct candidate *cand, int dirfd
                        (int64_t)(imp->o.exec_argv != NULL && delivers ? -1 : 0),
                        delivers ? o->packets : 0, o->trim_bytes, o->trim_packets, (int64_t)o->iface,
                        o->link_type, delivers && o->held_as[0] ? o->held_as : NULL) != 0)
-            goto rollback;
+            return -1;
     }
-    if (pf_db_exec(&imp->db, e,
-                   "UPDATE deliveries SET interface = NULLIF(interface, -1), "
-                   "link_type = NULLIF(link_type, -1) WHERE sensor = ? AND seq = ?",
-                   "su", h->sensor, h->seq) != 0)
-        goto rollback;
-    if (pf_db_commit(&imp->db, e) != 0)
+    return pf_db_exec(&imp->db, e,
+                      "UPDATE deliveries SET interface = NULLIF(interface, -1), "
+                      "link_type = NULLIF(link_type, -1) WHERE sensor = ? AND seq = ?",
+                      "su", h->sensor, h->seq);
+}
+
+static void log_delivered(pf_importer *imp, const pf_header *h, const struct out *o)
+{
+    char extra[PATH_MAX + 128] = "";
+    if (o->gate == PF_GATE_CONVERT)
+        appendf(extra, sizeof extra, " converted=pcapng");
+    if (o->iface >= 0 && o->held_as[0])
+        appendf(extra, sizeof extra, " interface=%ld", o->iface);
+    if (o->trim_bytes > 0)
+        appendf(extra, sizeof extra, " trimmed_bytes=%" PRIu64 " trimmed_packets=%" PRIu64,
+                o->trim_bytes, o->trim_packets);
+    if (o->held_as[0])
+        appendf(extra, sizeof extra, " original_held=%s", o->held_as);
+    imp_event(imp, PF_EV_INFO, "sensor=%s seq=%" PRIu64 " delivered=%s/%s/%s packets=%" PRIu64 "%s",
+              h->sensor, h->seq, imp->o.ingest_dir, h->sensor, o->final, o->packets, extra);
+}
+
+/* Everything after a successful extraction: gate, convert, hold, record,
+ * deliver, each step durable before the next (--batch 1). On failure the
+ * caller removes what is still staged. */
+int imp_deliver_bundle(pf_importer *imp, const struct candidate *cand, int dirfd, pf_extracted *x,
+                       struct plan *plan, pf_import_counts *c, pf_err *e)
+{
+    const pf_header *h = &x->hdr;
+    bool recorded = false;
+    struct outs l = {0};
+    int rc = -1;
+
+    if (plan_bundle(imp, dirfd, x, plan, &l, c, e) != 0)
+        goto out;
+    pf_failpoint("import-staged");
+    if (save_provenance(imp, x, 0, e) != 0)
+        goto out;
+    /* One transaction records the intent for the whole bundle. */
+    if (pf_db_begin(&imp->db, e) != 0)
+        goto out;
+    if (record_intent(imp, cand, x, &l, e) != 0 || pf_db_commit(&imp->db, e) != 0)
         goto rollback;
     recorded = true;
     pf_failpoint("import-intent");
@@ -743,19 +791,7 @@ int imp_deliver_bundle(pf_importer *imp, const struct candidate *cand, int dirfd
         o->stage[0] = '\0';
         c->files_delivered++;
         c->bytes_delivered += o->bytes;
-        char extra[PATH_MAX + 128] = "";
-        if (o->gate == PF_GATE_CONVERT)
-            appendf(extra, sizeof extra, " converted=pcapng");
-        if (o->iface >= 0 && o->held_as[0])
-            appendf(extra, sizeof extra, " interface=%ld", o->iface);
-        if (o->trim_bytes > 0)
-            appendf(extra, sizeof extra, " trimmed_bytes=%" PRIu64 " trimmed_packets=%" PRIu64,
-                    o->trim_bytes, o->trim_packets);
-        if (o->held_as[0])
-            appendf(extra, sizeof extra, " original_held=%s", o->held_as);
-        imp_event(imp, PF_EV_INFO,
-                  "sensor=%s seq=%" PRIu64 " delivered=%s/%s/%s packets=%" PRIu64 "%s", h->sensor,
-                  h->seq, imp->o.ingest_dir, h->sensor, o->final, o->packets, extra);
+        log_delivered(imp, h, o);
     }
     pf_failpoint("import-delivered");
     if (pf_db_exec(&imp->db, e,
@@ -779,5 +815,323 @@ out:
             if (l.v[n].stage[0] != '\0' && strcmp(l.v[n].stage, x->staged[l.v[n].file]) != 0)
                 unlinkat(dirfd, l.v[n].stage, 0);
     free(l.v);
+    return rc;
+}
+
+/* ---------- group commit (--batch N, N > 1) ----------
+ *
+ * The same steps and database states as imp_deliver_bundle, each taken for
+ * a batch of bundles at once, so that one flush covers the batch where the
+ * per-bundle path pays one per file and step:
+ *   1. each bundle is extracted and planned, its staged files and
+ *      provenance written without fsync (imp_batch_add);
+ *   2. syncfs of the ingest and state filesystems: every staged file and
+ *      provenance file is durable before any intent names it;
+ *   3. one transaction records the intents of every bundle;
+ *   4. every staged file gets its atime mark and final name, in (sensor,
+ *      seq, n) order; one syncfs makes the renames durable;
+ *   5. one transaction records "announcing" for every file;
+ *   6. every file is announced, in the same order;
+ *   7. one transaction records every file delivered and every bundle
+ *      committed; then --exec runs, receipts are noted, sources deleted.
+ * A crash between any two steps leaves the rows imp_recover finishes file
+ * by file, exactly as after a crash in the per-bundle path: no row before
+ * step 3 (the next run removes the staged files and starts over), rows
+ * 'staged' after it, 'announcing' rows only for files whose announcement
+ * may have begun. syncfs also writes back whatever else is dirty on those
+ * filesystems: the price of one flush instead of one per file. */
+
+struct batch_item {
+    const struct candidate *cand;
+    struct imp_source src; /* fd owned: the source is deleted after commit */
+    int dirfd;             /* INGEST/<sensor>, owned */
+    pf_extracted x;
+    struct outs l;
+};
+
+struct imp_batch {
+    struct batch_item *v;
+    size_t n, cap;
+    uint64_t bytes; /* staged so far */
+};
+
+size_t imp_batch_len(const pf_importer *imp)
+{
+    return imp->batch != NULL ? imp->batch->n : 0;
+}
+
+uint64_t imp_batch_bytes(const pf_importer *imp)
+{
+    return imp->batch != NULL ? imp->batch->bytes : 0;
+}
+
+bool imp_batch_has(const pf_importer *imp, const char *sensor, uint64_t seq)
+{
+    for (size_t i = 0; i < imp_batch_len(imp); i++)
+        if (imp->batch->v[i].x.hdr.seq == seq && strcmp(imp->batch->v[i].x.hdr.sensor, sensor) == 0)
+            return true;
+    return false;
+}
+
+static void item_free(struct batch_item *it, bool remove_staged)
+{
+    if (remove_staged && it->dirfd >= 0) {
+        for (size_t n = 0; n < it->l.n; n++)
+            if (it->l.v[n].stage[0] != '\0')
+                unlinkat(it->dirfd, it->l.v[n].stage, 0);
+        for (size_t i = 0; it->x.manifest != NULL && i < it->x.manifest->nfiles; i++)
+            unlinkat(it->dirfd, it->x.staged[i], 0);
+    }
+    free(it->l.v);
+    pf_extracted_clear(&it->x);
+    if (it->src.fd >= 0)
+        close(it->src.fd);
+    if (it->dirfd >= 0)
+        close(it->dirfd);
+    memset(it, 0, sizeof *it);
+    it->src.fd = it->dirfd = -1;
+}
+
+static void batch_clear(pf_importer *imp, bool remove_staged)
+{
+    struct imp_batch *b = imp->batch;
+    if (b == NULL)
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        item_free(&b->v[i], remove_staged);
+    b->n = 0;
+    b->bytes = 0;
+}
+
+void imp_batch_abort(pf_importer *imp)
+{
+    /* nothing of a batch is recorded before its flush: what it staged goes */
+    batch_clear(imp, true);
+}
+
+void imp_batch_free(pf_importer *imp)
+{
+    imp_batch_abort(imp);
+    if (imp->batch != NULL)
+        free(imp->batch->v);
+    free(imp->batch);
+    imp->batch = NULL;
+}
+
+int imp_batch_add(pf_importer *imp, const struct candidate *cand, struct imp_source *src,
+                  int *dirfd, pf_extracted *x, struct plan *plan, pf_import_counts *c, pf_err *e)
+{
+    struct imp_batch *b = imp->batch;
+    struct outs l = {0};
+    if (b == NULL) {
+        b = imp->batch = calloc(1, sizeof *b);
+        if (b == NULL)
+            return pf_err_set(e, PF_EENV, "out of memory");
+    }
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 16;
+        struct batch_item *g = realloc(b->v, cap * sizeof *g);
+        if (g == NULL)
+            return pf_err_set(e, PF_EENV, "out of memory");
+        b->v = g;
+        b->cap = cap;
+    }
+    if (plan_bundle(imp, *dirfd, x, plan, &l, c, e) != 0)
+        goto fail;
+    pf_failpoint("import-staged");
+    if (save_provenance(imp, x, PF_AW_NO_SYNC, e) != 0)
+        goto fail;
+    /* the item owns the source, the directory and the extraction now */
+    struct batch_item *it = &b->v[b->n++];
+    it->cand = cand;
+    it->src = *src;
+    src->fd = -1;
+    it->dirfd = *dirfd;
+    *dirfd = -1;
+    it->x = *x;
+    memset(x, 0, sizeof *x);
+    it->l = l;
+    b->bytes += it->x.bundle_bytes;
+    return 0;
+fail:
+    /* files the planning made; the caller removes the extracted ones */
+    for (size_t n = 0; n < l.n; n++)
+        if (l.v[n].stage[0] != '\0' && strcmp(l.v[n].stage, x->staged[l.v[n].file]) != 0)
+            unlinkat(*dirfd, l.v[n].stage, 0);
+    free(l.v);
+    return -1;
+}
+
+/* Makes everything written so far to the ingest and state filesystems
+ * durable: one flush each (one in all when they are the same). */
+static int sync_filesystems(pf_importer *imp, pf_err *e)
+{
+    const char *dirs[2] = {imp->o.ingest_dir, imp->o.state_dir};
+    dev_t done = 0;
+    for (size_t i = 0; i < 2; i++) {
+        int fd = open(dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0)
+            return pf_err_sys(e, errno, "%s: cannot open", dirs[i]);
+        if (fstat(fd, &st) != 0 || (i > 0 && st.st_dev == done)) {
+            close(fd);
+            continue;
+        }
+        done = st.st_dev;
+        /* since Linux 5.8 syncfs reports writeback errors of the filesystem */
+        if (syncfs(fd) != 0) {
+            int err = errno;
+            close(fd);
+            return pf_err_sys(e, err, "%s: syncfs failed", dirs[i]);
+        }
+        close(fd);
+    }
+    return 0;
+}
+
+static bool delivers(const struct out *o)
+{
+    return o->gate != PF_GATE_HOLD && o->gate != PF_GATE_EMPTY;
+}
+
+int imp_batch_flush(pf_importer *imp, struct cand_list *cl, pf_import_counts *c, pf_err *e)
+{
+    struct imp_batch *b = imp->batch;
+    const struct timespec mark[2] = {{ATIME_MARK, 0}, {0, UTIME_OMIT}};
+    bool recorded = false, first = true;
+    int rc = -1;
+
+    if (b == NULL || b->n == 0)
+        return 0;
+    /* 2. staged files and provenance durable before any row names them */
+    if (sync_filesystems(imp, e) != 0)
+        goto out;
+    /* 3. the intents */
+    if (pf_db_begin(&imp->db, e) != 0)
+        goto out;
+    for (size_t i = 0; i < b->n; i++)
+        if (record_intent(imp, b->v[i].cand, &b->v[i].x, &b->v[i].l, e) != 0) {
+            pf_db_rollback(&imp->db);
+            goto out;
+        }
+    if (pf_db_commit(&imp->db, e) != 0) {
+        pf_db_rollback(&imp->db);
+        goto out;
+    }
+    recorded = true;
+    pf_failpoint("import-intent");
+    /* 4. final names; a crash among them leaves some renamed, the rest
+     * staged: recovery tells them apart by name */
+    for (size_t i = 0; i < b->n; i++) {
+        struct batch_item *it = &b->v[i];
+        const pf_header *h = &it->x.hdr;
+        for (size_t n = 0; n < it->l.n; n++) {
+            struct out *o = &it->l.v[n];
+            if (!delivers(o))
+                continue;
+            if (utimensat(it->dirfd, o->stage, mark, AT_SYMLINK_NOFOLLOW) != 0) {
+                pf_err_sys(e, errno, "%s/%s/%s: cannot mark the staged file", imp->o.ingest_dir,
+                           h->sensor, o->stage);
+                goto out;
+            }
+            if (pf_rename_noreplace(it->dirfd, o->stage, it->dirfd, o->final) != 0) {
+                pf_err_sys(e, errno, "%s/%s/%s: cannot deliver", imp->o.ingest_dir, h->sensor,
+                           o->final);
+                goto out;
+            }
+            o->stage[0] = '\0';
+            if (first)
+                pf_failpoint("import-batch-renamed");
+            first = false;
+        }
+    }
+    if (sync_filesystems(imp, e) != 0)
+        goto out;
+    pf_failpoint("import-renamed");
+    /* 5. announcements may begin */
+    if (pf_db_begin(&imp->db, e) != 0)
+        goto out;
+    for (size_t i = 0; i < b->n; i++)
+        for (size_t n = 0; n < b->v[i].l.n; n++)
+            if (delivers(&b->v[i].l.v[n]) &&
+                pf_db_exec(&imp->db, e,
+                           "INSERT OR IGNORE INTO announcing (sensor, seq, n) VALUES (?, ?, ?)",
+                           "sui", b->v[i].x.hdr.sensor, b->v[i].x.hdr.seq, (int64_t)n + 1) != 0) {
+                pf_db_rollback(&imp->db);
+                goto out;
+            }
+    if (pf_db_commit(&imp->db, e) != 0) {
+        pf_db_rollback(&imp->db);
+        goto out;
+    }
+    pf_failpoint("import-announcing");
+    /* 6. in (sensor, seq, n) order: each sensor's files reach Arkime in order */
+    first = true;
+    for (size_t i = 0; i < b->n; i++)
+        for (size_t n = 0; n < b->v[i].l.n; n++) {
+            const struct out *o = &b->v[i].l.v[n];
+            if (!delivers(o))
+                continue;
+            if (announce(imp, b->v[i].dirfd, b->v[i].x.hdr.sensor, b->v[i].x.hdr.seq,
+                         (int64_t)n + 1, o->final, e) != 0)
+                goto out;
+            if (first)
+                pf_failpoint("import-announced");
+            first = false;
+        }
+    /* 7. delivered and committed, in one transaction */
+    if (pf_db_begin(&imp->db, e) != 0)
+        goto out;
+    for (size_t i = 0; i < b->n; i++) {
+        const pf_header *h = &b->v[i].x.hdr;
+        if (pf_db_exec(&imp->db, e,
+                       "UPDATE deliveries SET state = 'delivered' WHERE sensor = ? AND seq = ? "
+                       "AND state = 'staged'",
+                       "su", h->sensor, h->seq) != 0 ||
+            pf_db_exec(&imp->db, e, "DELETE FROM announcing WHERE sensor = ? AND seq = ?", "su",
+                       h->sensor, h->seq) != 0 ||
+            pf_db_exec(&imp->db, e,
+                       "UPDATE bundles SET status = 'committed' WHERE sensor = ? AND seq = ?", "su",
+                       h->sensor, h->seq) != 0) {
+            pf_db_rollback(&imp->db);
+            goto out;
+        }
+    }
+    if (pf_db_commit(&imp->db, e) != 0) {
+        pf_db_rollback(&imp->db);
+        goto out;
+    }
+    pf_failpoint("import-delivered");
+    for (size_t i = 0; i < b->n; i++) {
+        struct batch_item *it = &b->v[i];
+        const pf_header *h = &it->x.hdr;
+        for (size_t n = 0; n < it->l.n; n++) {
+            if (!delivers(&it->l.v[n]))
+                continue;
+            c->files_delivered++;
+            c->bytes_delivered += it->l.v[n].bytes;
+            log_delivered(imp, h, &it->l.v[n]);
+            if (imp->o.exec_argv != NULL &&
+                imp_exec_and_record(imp, h->sensor, h->seq, (int64_t)n + 1, it->l.v[n].final, c,
+                                    e) != 0)
+                goto out;
+        }
+        c->imported++;
+        imp_note_receipt(imp, cl, it->cand, h->sensor, h->seq, it->x.bundle_hash, PF_RCPT_COMMITTED,
+                         NULL);
+        imp_event(imp, PF_EV_INFO,
+                  "bundle=%s sensor=%s seq=%" PRIu64 " status=imported files=%zu packets=%" PRIu64,
+                  it->cand->path, h->sensor, h->seq, it->x.manifest->nfiles,
+                  pf_manifest_total_packets(it->x.manifest));
+        if (imp_delete_source(imp, h->sensor, &it->src, e) != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    if (rc != 0 && pf_err_is_nospace(e))
+        e->status = PF_EINCOMPLETE;
+    /* Once the intents are recorded, what is left staged is the next run's
+     * recovery's to finish; before, nothing names it and it goes. */
+    batch_clear(imp, !recorded);
     return rc;
 }

@@ -45,6 +45,10 @@ const char pf_import_usage[] =
     "  --rescan SECONDS         --watch: full rescan interval (default 60)\n"
     "  --settle-ms N            pause after creating a sensor directory so Arkime can\n"
     "                           watch it (default 1000)\n"
+    "  --batch N                bundles per group commit: one flush per step for N\n"
+    "                           bundles (default 64); 1: each bundle on its own\n"
+    "  --jobs N                 import N sensors' bundles side by side, each sensor's\n"
+    "                           in seq order (default: the number of CPUs)\n"
     "  --arkime-socket PATH     hand each file to capture's --command-socket (add-file\n"
     "                           --notify) and wait for its answer, instead of announcing\n"
     "                           it to monitor mode\n"
@@ -57,12 +61,14 @@ const char pf_import_usage[] =
     "Exit status: 0 ok; 1 a bundle was rejected; 2 usage or environment; 75 retry later\n"
     "(incomplete bundles, disk full, another import running).\n";
 
+#define IMPORT_BATCH_MAX 4096u
+
 struct settings {
     char *key, *keyring, *state, *ingest, *quarantine, *exec, *receipts, *arkime_socket;
     char *sources[MAX_SOURCES];
     size_t nsources;
     bool read_truncated, delete_source, watch, status, json, syslog;
-    unsigned rescan, settle_ms;
+    unsigned rescan, settle_ms, batch, jobs;
     int verbosity; /* -1 quiet, 0 normal, 1 verbose */
 };
 
@@ -105,6 +111,14 @@ static int config_setting(void *ctx, const char *k, const char *v, int lineno, p
     }
     if (strcmp(k, "settle-ms") == 0 && pf_parse_u64(v, &u) && u < 60000) {
         s->settle_ms = (unsigned)u;
+        return 0;
+    }
+    if (strcmp(k, "jobs") == 0 && pf_parse_u64(v, &u) && u >= 1 && u <= PF_IMPORT_JOBS_MAX) {
+        s->jobs = (unsigned)u;
+        return 0;
+    }
+    if (strcmp(k, "batch") == 0 && pf_parse_u64(v, &u) && u >= 1 && u <= IMPORT_BATCH_MAX) {
+        s->batch = (unsigned)u;
         return 0;
     }
     return pf_err_set(e, PF_EUSAGE, "unknown setting or bad value: %s = %s", k, v);
@@ -255,7 +269,9 @@ int pf_import_main(int argc, char **argv)
         O_JSON,
         O_RECEIPTS,
         O_SYSLOG,
-        O_SOCK
+        O_SOCK,
+        O_BATCH,
+        O_JOBS
     };
     static const struct option longopts[] = {{"key", required_argument, NULL, O_KEY},
                                              {"keyring", required_argument, NULL, O_KEYRING},
@@ -274,12 +290,16 @@ int pf_import_main(int argc, char **argv)
                                              {"receipts", required_argument, NULL, O_RECEIPTS},
                                              {"syslog", no_argument, NULL, O_SYSLOG},
                                              {"arkime-socket", required_argument, NULL, O_SOCK},
+                                             {"batch", required_argument, NULL, O_BATCH},
+                                             {"jobs", required_argument, NULL, O_JOBS},
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"verbose", no_argument, NULL, 'v'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
-    struct settings s = {.rescan = 60, .settle_ms = 1000};
-    struct settings cli = {.rescan = 0, .settle_ms = UINT32_MAX};
+    struct settings s = {.rescan = 60, .settle_ms = 1000, .batch = 64};
+    struct settings cli = {.rescan = 0, .settle_ms = UINT32_MAX, .batch = 0, .jobs = 0};
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    s.jobs = ncpu < 1 ? 1 : ncpu > PF_IMPORT_JOBS_MAX ? PF_IMPORT_JOBS_MAX : (unsigned)ncpu;
     const char *config = NULL;
     pf_err e;
     pf_seckey *central = NULL;
@@ -328,6 +348,18 @@ int pf_import_main(int argc, char **argv)
             if (!pf_parse_u64(optarg, &u) || u >= 60000)
                 return pf_cli_usage("import", "--settle-ms: '%s' is not 0..59999", optarg);
             cli.settle_ms = (unsigned)u;
+            break;
+        case O_JOBS:
+            if (!pf_parse_u64(optarg, &u) || u == 0 || u > PF_IMPORT_JOBS_MAX)
+                return pf_cli_usage("import", "--jobs: '%s' is not 1..%d", optarg,
+                                    PF_IMPORT_JOBS_MAX);
+            cli.jobs = (unsigned)u;
+            break;
+        case O_BATCH:
+            if (!pf_parse_u64(optarg, &u) || u == 0 || u > IMPORT_BATCH_MAX)
+                return pf_cli_usage("import", "--batch: '%s' is not 1..%u", optarg,
+                                    IMPORT_BATCH_MAX);
+            cli.batch = (unsigned)u;
             break;
         case O_CONFIG:
             config = optarg;
@@ -394,6 +426,10 @@ int pf_import_main(int argc, char **argv)
         s.rescan = cli.rescan;
     if (cli.settle_ms != UINT32_MAX)
         s.settle_ms = cli.settle_ms;
+    if (cli.batch != 0)
+        s.batch = cli.batch;
+    if (cli.jobs != 0)
+        s.jobs = cli.jobs;
     if (optind < argc) { /* sources on the command line replace the configured ones */
         for (size_t i = 0; i < s.nsources; i++)
             free(s.sources[i]);
@@ -439,6 +475,8 @@ int pf_import_main(int argc, char **argv)
                         .read_truncated = s.read_truncated,
                         .delete_source = s.delete_source,
                         .settle_ms = s.settle_ms,
+                        .batch = s.batch,
+                        .jobs = s.jobs,
                         .arkime_socket = s.arkime_socket,
                         .event = on_event,
                         .progress = on_progress,

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -220,8 +222,10 @@ static int import_one(pf_importer *imp, struct cand_list *l, const struct candid
     pf_pausepoint("import-judged");
     snprintf(prefix, sizeof prefix, "%s%010" PRIu64 "-", STAGE_PREFIX, h->seq);
     pf_err_clear(&be);
+    bool batched = imp->o.batch > 1;
     if (pf_bundle_extract_vouched(src.fd, cand->path, imp->o.central, imp->o.keyring,
-                                  has_vouched ? vouched : NULL, dirfd, prefix, &x, &be) != 0) {
+                                  has_vouched ? vouched : NULL, dirfd, prefix,
+                                  batched ? PF_EXTRACT_NO_FSYNC : 0, &x, &be) != 0) {
         if (be.status == PF_EINCOMPLETE) {
             c->incomplete++;
             imp_event(imp, PF_EV_DEBUG, "bundle=%s status=incomplete (%s); left for a later run",
@@ -254,6 +258,16 @@ static int import_one(pf_importer *imp, struct cand_list *l, const struct candid
         pf_err_set(e, PF_EENV, "out of memory");
         goto out;
     }
+    if (batched) {
+        /* imported, acknowledged and its source deleted at the flush */
+        if (imp_batch_add(imp, cand, &src, &dirfd, &x, plan, c, e) != 0) {
+            if (pf_err_is_nospace(e))
+                e->status = PF_EINCOMPLETE;
+            goto out;
+        }
+        rc = 0;
+        goto out;
+    }
     if (imp_deliver_bundle(imp, cand, dirfd, &x, plan, c, e) != 0) {
         if (pf_err_is_nospace(e))
             e->status = PF_EINCOMPLETE;
@@ -269,7 +283,7 @@ static int import_one(pf_importer *imp, struct cand_list *l, const struct candid
               pf_manifest_total_packets(x.manifest));
     rc = imp_delete_source(imp, h->sensor, &src, e);
 out:
-    if (rc != 0 && x.staged != NULL && plan != NULL) {
+    if (rc != 0 && x.staged != NULL && plan != NULL && dirfd >= 0) {
         /* A failure before the intent was recorded leaves staged files that
          * no row points at: remove them now (recovery would too). */
         struct existing now = {0};
@@ -345,6 +359,8 @@ pf_importer *pf_importer_open(const pf_import_opts *o, pf_err *e)
     }
     if (imp_recover(imp, e) != 0)
         goto fail;
+    /* Three lookups per bundle would otherwise read every key file each */
+    pf_keyring_cache_enable(true);
     return imp;
 fail:
     pf_importer_close(imp);
@@ -355,12 +371,234 @@ void pf_importer_close(pf_importer *imp)
 {
     if (imp == NULL)
         return;
+    imp_batch_free(imp);
+    pf_keyring_cache_enable(false);
     pf_db_close(&imp->db);
     if (imp->quarantine_fd >= 0)
         close(imp->quarantine_fd);
     if (imp->lock_fd >= 0)
         close(imp->lock_fd);
     free(imp);
+}
+
+/* Imports the candidates of l (only those with mine[i] set, when mine is
+ * given), in order, in group commits of --batch bundles. */
+static int import_list(pf_importer *imp, struct cand_list *l, const unsigned char *mine,
+                       pf_import_progress *prog, pf_import_counts *c, pf_err *e)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (mine != NULL && !mine[i])
+            continue;
+        /* A batch holds at most one bundle of a (sensor, seq): a second
+         * copy is judged against the first one's committed row. Large
+         * bundles flush early, so little waits staged. */
+        if (imp_batch_has(imp, l->v[i].hdr.sensor, l->v[i].hdr.seq) &&
+            imp_batch_flush(imp, l, c, e) != 0)
+            return -1;
+        if (import_one(imp, l, &l->v[i], c, e) != 0) {
+            /* What the batch already holds was verified and staged: it is
+             * committed before the run stops (a full disk still lets the
+             * bundles that fitted through, as one at a time does). */
+            pf_err fe;
+            pf_err_clear(&fe);
+            imp_batch_flush(imp, l, c, &fe);
+            return -1;
+        }
+        if ((imp_batch_len(imp) >= imp->o.batch || imp_batch_bytes(imp) >= IMP_BATCH_MAX_BYTES) &&
+            imp_batch_flush(imp, l, c, e) != 0)
+            return -1;
+        prog->done++;
+        prog->bytes_done += l->v[i].size;
+        if (imp->o.progress != NULL)
+            imp->o.progress(imp->o.ctx, prog);
+    }
+    return imp_batch_flush(imp, l, c, e);
+}
+
+static void add_counts(pf_import_counts *to, const pf_import_counts *c)
+{
+    to->imported += c->imported;
+    to->duplicates += c->duplicates;
+    to->rejected += c->rejected;
+    to->equivocations += c->equivocations;
+    to->incomplete += c->incomplete;
+    to->files_delivered += c->files_delivered;
+    to->files_converted += c->files_converted;
+    to->files_held += c->files_held;
+    to->files_empty += c->files_empty;
+    to->files_trimmed += c->files_trimmed;
+    to->files_split += c->files_split;
+    to->exec_failures += c->exec_failures;
+    to->receipts_failed += c->receipts_failed;
+    to->bytes_delivered += c->bytes_delivered;
+}
+
+struct worker_result {
+    int rc;
+    pf_import_counts c;
+    pf_err e;
+};
+
+/* One worker of --jobs: a process of its own (libsodium, zstd, libarchive
+ * and SQLite connections are per process, nothing is shared but the
+ * database file, whose writers SQLite serializes), importing the sensors
+ * it was given. Never returns. */
+static void worker_main(pf_importer *imp, struct cand_list *l, const unsigned char *mine, int fd,
+                        pid_t parent)
+{
+    struct worker_result res = {0};
+    pf_import_progress prog = {0};
+    /* dies with the importer: a kill -9 of it stops every worker at once,
+     * as a power cut would, and leaves the state lock free */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        _exit(1);
+    pf_err_clear(&res.e);
+    /* SQLite forbids carrying a connection across fork: the importer
+     * closed its own before forking, each worker opens one. */
+    if (pf_db_open(&imp->db, imp->o.state_dir, &res.e) != 0) {
+        res.rc = -1;
+    } else {
+        imp->o.progress = NULL;
+        res.rc = import_list(imp, l, mine, &prog, &res.c, &res.e);
+        imp_batch_abort(imp);
+        pf_err ae;
+        pf_err_clear(&ae);
+        if (imp_acknowledge(imp, l, &res.c, &ae) != 0 && res.rc == 0) {
+            res.e = ae;
+            res.rc = -1;
+        }
+    }
+    const uint8_t *p = (const uint8_t *)&res;
+    size_t off = 0;
+    while (off < sizeof res) {
+        ssize_t w = write(fd, p + off, sizeof res - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            _exit(1);
+        off += (size_t)w;
+    }
+    _exit(0);
+}
+
+/* --jobs: sensors are dealt out to the workers in turn, so each sensor's
+ * bundles are imported by one process in seq order and reach Arkime in
+ * order; different sensors' bundles proceed side by side. Returns 1 when
+ * there is nothing to share (one worker would do), else 0 or -1. */
+static int run_workers(pf_importer *imp, struct cand_list *l, pf_import_counts *c, pf_err *e)
+{
+    unsigned jobs = imp->o.jobs;
+    size_t nsensors = 0;
+    unsigned char *owner = NULL, *mine = NULL;
+    pid_t pids[PF_IMPORT_JOBS_MAX];
+    int fds[PF_IMPORT_JOBS_MAX];
+    unsigned started = 0;
+    int rc = -1, killed_by = 0;
+
+    for (size_t i = 0; i < l->n; i++)
+        if (i == 0 || strcmp(l->v[i].hdr.sensor, l->v[i - 1].hdr.sensor) != 0)
+            nsensors++;
+    if (jobs > PF_IMPORT_JOBS_MAX)
+        jobs = PF_IMPORT_JOBS_MAX;
+    if (nsensors < jobs)
+        jobs = (unsigned)nsensors;
+    if (jobs <= 1)
+        return 1;
+    owner = malloc(l->n + 1);
+    mine = malloc(l->n + 1);
+    if (owner == NULL || mine == NULL) {
+        pf_err_set(e, PF_EENV, "out of memory");
+        goto out;
+    }
+    /* candidates come sorted by (sensor, seq) */
+    for (size_t i = 0, s = 0; i < l->n; i++) {
+        if (i > 0 && strcmp(l->v[i].hdr.sensor, l->v[i - 1].hdr.sensor) != 0)
+            s++;
+        owner[i] = (unsigned char)(s % jobs);
+    }
+    pid_t self = getpid();
+    /* no SQLite connection, lock or WAL-index mapping crosses the fork */
+    pf_db_close(&imp->db);
+    for (unsigned k = 0; k < jobs; k++) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) != 0) {
+            pf_err_sys(e, errno, "cannot start an import worker");
+            goto reap;
+        }
+        for (size_t i = 0; i < l->n; i++)
+            mine[i] = owner[i] == k;
+        pid_t pid = fork();
+        if (pid < 0) {
+            pf_err_sys(e, errno, "cannot start an import worker");
+            close(p[0]);
+            close(p[1]);
+            goto reap;
+        }
+        if (pid == 0) {
+            close(p[0]);
+            for (unsigned j = 0; j < started; j++)
+                close(fds[j]);
+            worker_main(imp, l, mine, p[1], self);
+        }
+        close(p[1]);
+        pids[started] = pid;
+        fds[started] = p[0];
+        started++;
+    }
+    rc = 0;
+reap:
+    for (unsigned k = 0; k < started; k++) {
+        struct worker_result res;
+        uint8_t *p = (uint8_t *)&res;
+        size_t off = 0;
+        while (off < sizeof res) {
+            ssize_t r = read(fds[k], p + off, sizeof res - off);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            off += (size_t)r;
+        }
+        close(fds[k]);
+        int ws = 0;
+        while (waitpid(pids[k], &ws, 0) < 0 && errno == EINTR)
+            ;
+        if (off == sizeof res && WIFEXITED(ws) && WEXITSTATUS(ws) == 0) {
+            add_counts(c, &res.c);
+            if (res.rc != 0 && rc == 0) {
+                *e = res.e;
+                rc = -1;
+            }
+            continue;
+        }
+        if (WIFSIGNALED(ws) && killed_by == 0) {
+            killed_by = WTERMSIG(ws);
+            /* the others stop too: what was committed stays, the rest is
+             * the next run's, as after any crash */
+            for (unsigned j = k + 1; j < started; j++)
+                kill(pids[j], SIGKILL);
+        }
+        if (rc == 0) {
+            pf_err_set(e, PF_EENV, "an import worker %s %d",
+                       WIFSIGNALED(ws) ? "was killed by signal" : "exited with status",
+                       WIFSIGNALED(ws) ? WTERMSIG(ws) : WEXITSTATUS(ws));
+            rc = -1;
+        }
+    }
+    /* A worker killed (kill -9, a failpoint) is the import killed: the
+     * importer ends the same way, so whoever started it sees one crash. */
+    if (killed_by == SIGKILL)
+        kill(getpid(), SIGKILL);
+    pf_err oe;
+    pf_err_clear(&oe);
+    if (pf_db_open(&imp->db, imp->o.state_dir, &oe) != 0 && rc == 0) {
+        *e = oe;
+        rc = -1;
+    }
+out:
+    free(owner);
+    free(mine);
+    return rc;
 }
 
 static int run_specs(pf_importer *imp, const struct imp_source_spec *specs, size_t n,
@@ -371,6 +609,7 @@ static int run_specs(pf_importer *imp, const struct imp_source_spec *specs, size
     pf_err ae;
     int rc = -1;
 
+    pf_keyring_cache_reset(); /* each pass sees the keyring as it is now */
     if (imp_retry_execs(imp, c, e) != 0)
         goto out;
     if (imp_collect(imp, specs, n, &l, c, e) != 0)
@@ -379,16 +618,14 @@ static int run_specs(pf_importer *imp, const struct imp_source_spec *specs, size
     prog.total = l.n;
     for (size_t i = 0; i < l.n; i++)
         prog.bytes_total += l.v[i].size;
-    for (size_t i = 0; i < l.n; i++) {
-        if (import_one(imp, &l, &l.v[i], c, e) != 0)
-            goto out;
-        prog.done++;
-        prog.bytes_done += l.v[i].size;
-        if (imp->o.progress != NULL)
-            imp->o.progress(imp->o.ctx, &prog);
-    }
+    int w = imp->o.jobs > 1 ? run_workers(imp, &l, c, e) : 1;
+    if (w < 0)
+        goto out;
+    if (w == 1 && import_list(imp, &l, NULL, &prog, c, e) != 0)
+        goto out;
     rc = pf_importer_count_gaps(imp, c, e);
 out:
+    imp_batch_abort(imp); /* after an error: nothing of it was recorded */
     /* also after an error: what was committed is acknowledged */
     pf_err_clear(&ae);
     if (imp_acknowledge(imp, &l, c, &ae) != 0 && rc == 0) {

@@ -29,11 +29,15 @@ typedef struct pf_import_opts {
     bool read_truncated;        /* Arkime runs with readTruncatedPackets=true */
     bool delete_source;         /* remove a source bundle once committed */
     unsigned settle_ms;         /* pause after making a sensor's ingest directory */
+    unsigned batch;             /* bundles per group commit; 0 or 1: one at a time */
+    unsigned jobs;              /* worker processes, sensors dealt out; 0 or 1: none */
     const char *arkime_socket;  /* capture's --command-socket: add-file instead of open/close */
     pf_event_fn event;
     void (*progress)(void *ctx, const pf_import_progress *p);
     void *ctx;
 } pf_import_opts;
+
+#define PF_IMPORT_JOBS_MAX 256
 
 typedef struct pf_import_counts {
     size_t imported, duplicates, rejected, equivocations, incomplete;

@@ -16,7 +16,10 @@
 #include "import/importer.h"
 
 #define MAX_SCAN_DEPTH 8
-#define STAGE_PREFIX   ".pcapferry-"
+/* A batch is flushed once it holds this many bundle bytes, whatever
+ * --batch says: a few large bundles gain nothing from waiting together. */
+#define IMP_BATCH_MAX_BYTES (256ull << 20)
+#define STAGE_PREFIX        ".pcapferry-"
 
 /* Where export writes bundles on a stick: DEST/pcapferry/<sensor>/. */
 #define IMP_EXPORT_DIR "pcapferry"
@@ -41,7 +44,10 @@ struct pending_delete {
     char sensor[PF_NAME_MAX + 1];
 };
 
+struct imp_batch; /* deliver.c: the bundles of the group commit under way */
+
 struct pf_importer {
+    struct imp_batch *batch;
     pf_import_opts o;
     char quarantine[PATH_MAX];
     int quarantine_fd;
@@ -158,6 +164,20 @@ struct plan {
  * deliver. On failure the caller removes what is still staged. */
 int imp_deliver_bundle(pf_importer *imp, const struct candidate *cand, int dirfd, pf_extracted *x,
                        struct plan *plan, pf_import_counts *c, pf_err *e);
+
+/* Group commit (--batch N > 1, deliver.c). imp_batch_add takes over src's
+ * descriptor, *dirfd and x (all reset) once the bundle is planned and its
+ * files staged, unsynced; imp_batch_flush makes them durable, records,
+ * delivers and acknowledges every bundle of the batch (see deliver.c for the
+ * steps and why a crash between any two is safe). */
+int imp_batch_add(pf_importer *imp, const struct candidate *cand, struct imp_source *src,
+                  int *dirfd, pf_extracted *x, struct plan *plan, pf_import_counts *c, pf_err *e);
+int imp_batch_flush(pf_importer *imp, struct cand_list *l, pf_import_counts *c, pf_err *e);
+size_t imp_batch_len(const pf_importer *imp);
+uint64_t imp_batch_bytes(const pf_importer *imp);
+bool imp_batch_has(const pf_importer *imp, const char *sensor, uint64_t seq);
+void imp_batch_abort(pf_importer *imp);
+void imp_batch_free(pf_importer *imp);
 
 /* recover.c: finishes what a killed run left half done. */
 int imp_recover(pf_importer *imp, pf_err *e);

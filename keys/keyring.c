@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,10 +399,88 @@ static int lookup(const char *dir, const uint8_t key_id[PF_KEYID_BYTES], bool st
     return load_revocation(dir, idhex, out, e);
 }
 
+/* The lookup cache (see keyring.h): successful lookups of one directory,
+ * valid while its stat says it did not change. */
+static struct {
+    pthread_mutex_t lock;
+    bool on;
+    char dir[PATH_MAX];
+    struct stat st;
+    pf_trust *v;
+    size_t n, cap;
+} cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void cache_clear_locked(void)
+{
+    free(cache.v);
+    cache.v = NULL;
+    cache.n = cache.cap = 0;
+    cache.dir[0] = '\0';
+}
+
+void pf_keyring_cache_enable(bool on)
+{
+    pthread_mutex_lock(&cache.lock);
+    cache.on = on;
+    cache_clear_locked();
+    pthread_mutex_unlock(&cache.lock);
+}
+
+void pf_keyring_cache_reset(void)
+{
+    pthread_mutex_lock(&cache.lock);
+    cache_clear_locked();
+    pthread_mutex_unlock(&cache.lock);
+}
+
+static bool same_stat(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
 int pf_keyring_lookup(const char *dir, const uint8_t key_id[PF_KEYID_BYTES], pf_trust *out,
                       pf_err *e)
 {
-    return lookup(dir, key_id, true, out, e);
+    struct stat st;
+    bool use;
+    pthread_mutex_lock(&cache.lock);
+    use = cache.on && strlen(dir) < sizeof cache.dir && stat(dir, &st) == 0;
+    if (use) {
+        if (strcmp(cache.dir, dir) != 0 || !same_stat(&st, &cache.st)) {
+            cache_clear_locked();
+            snprintf(cache.dir, sizeof cache.dir, "%s", dir);
+            cache.st = st;
+        }
+        for (size_t i = 0; i < cache.n; i++)
+            if (sodium_memcmp(cache.v[i].key.key_id, key_id, PF_KEYID_BYTES) == 0) {
+                *out = cache.v[i];
+                pthread_mutex_unlock(&cache.lock);
+                return 0;
+            }
+    }
+    pthread_mutex_unlock(&cache.lock);
+    /* stat before the read: a change during it leaves a newer stat, so the
+     * entry stored below is dropped at the next lookup */
+    int rc = lookup(dir, key_id, true, out, e);
+    if (rc != 0 || !use)
+        return rc;
+    pthread_mutex_lock(&cache.lock);
+    if (cache.on && strcmp(cache.dir, dir) == 0 && same_stat(&st, &cache.st)) {
+        if (cache.n == cache.cap) {
+            size_t cap = cache.cap ? 2 * cache.cap : 16;
+            pf_trust *g = realloc(cache.v, cap * sizeof *g);
+            if (g != NULL) {
+                cache.v = g;
+                cache.cap = cap;
+            }
+        }
+        if (cache.n < cache.cap)
+            cache.v[cache.n++] = *out;
+    }
+    pthread_mutex_unlock(&cache.lock);
+    return 0;
 }
 
 int pf_trust_allows_sensor(const pf_trust *t, const char *sensor, pf_err *e)

@@ -56,6 +56,17 @@ int pf_keyring_revoke(const char *dir, const char *target, bool has_after, uint6
 __attribute__((warn_unused_result)) int
 pf_keyring_lookup(const char *dir, const uint8_t key_id[PF_KEYID_BYTES], pf_trust *out, pf_err *e);
 
+/* A long-running reader of one keyring (the importer) may turn on a cache
+ * of successful lookups: a lookup then costs a stat of the directory, not
+ * a read of every key file in it (the name check reads them all). The
+ * cache is dropped whenever the directory's identity, mtime or ctime
+ * changes, which every keys trust / revoke does (they rename files into
+ * it), and by pf_keyring_cache_reset, which the importer calls at the start
+ * of every pass, so a change made some other way (a file edited in place)
+ * takes effect at the next pass at the latest. Off by default. */
+void pf_keyring_cache_enable(bool on);
+void pf_keyring_cache_reset(void);
+
 /* PF_EREJECT unless `sensor` (a bundle header's name) is the name the key
  * is pinned to. */
 __attribute__((warn_unused_result)) int pf_trust_allows_sensor(const pf_trust *t,

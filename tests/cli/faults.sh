@@ -502,6 +502,16 @@ FAULTIO_PATH=$E3/ingest FAULTIO_AFTER=2 expect_exit 2 -- shim "$PCAPFERRY" impor
     --settle-ms 0 "$IOB"
 expect_stderr_contains "Input/output error"
 expect_eq "ingest write EIO: no staging file left" "" "$(dot_files "$E3/ingest")"
+# the group commit's one flush of the batch fails: nothing is recorded, the
+# staged files go, the bundles stay for the next run
+before=$(find "$E3/ingest" -type f | sort)
+FAULTIO_PATH=$E3/ingest FAULTIO_OPS=syncfs FAULTIO_LOG=$E3/syncfs.faults expect_exit 2 -- \
+    shim "$PCAPFERRY" import --key "$CENTRAL_KEY" --keyring "$KEYRING" --state "$E3/state" \
+    --ingest "$E3/ingest" --settle-ms 0 "$IOB"
+expect_true "the shim failed a syncfs of the ingest filesystem" -- grep -q "^syncfs $E3/ingest" "$E3/syncfs.faults"
+expect_stderr_contains "$E3/ingest: syncfs failed: Input/output error"
+expect_eq "syncfs EIO: no staging file left" "" "$(dot_files "$E3/ingest")"
+expect_eq "syncfs EIO: nothing more delivered" "$before" "$(find "$E3/ingest" -type f | sort)"
 FAULTIO_PATH=$E3/state/pcapferry.db FAULTIO_OPS=pwrite,write,fsync,fdatasync FAULTIO_AFTER=4 \
     expect_exit 2 -- shim "$PCAPFERRY" import --key "$CENTRAL_KEY" --keyring "$KEYRING" \
     --state "$E3/state" --ingest "$E3/ingest" --settle-ms 0 "$IOB"

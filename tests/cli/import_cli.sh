@@ -959,13 +959,23 @@ imp 0 "$G/st" "$G/ing" "$G/out"
 expect_summary "0 new, 1 already imported, 0 rejected, 0 gaps (0 files delivered, 0 held, 0 incomplete bundles)"
 
 # Killed before the intent, after it, after the first and the second
-# rename: the next run ends with the same files, names and rows.
-for fp in import-staged import-intent import-renamed:0 import-renamed:1 import-delivered; do
+# rename: the next run ends with the same files, names and rows. One
+# bundle at a time (--batch 1: a failpoint per file), then in one group
+# commit (the default: a failpoint per batch step; import-batch-renamed
+# falls between the first rename and the next).
+for fp in import-staged import-intent import-renamed:0 import-renamed:1 import-delivered \
+    batch/import-staged batch/import-intent batch/import-batch-renamed batch/import-renamed \
+    batch/import-announcing batch/import-announced batch/import-delivered; do
     rm -rf "$G/st-k" "$G/ing-k"
     mkdir -p "$G/ing-k"
-    PCAPFERRY_FAILPOINT=${fp%%:*} PCAPFERRY_FAILPOINT_SKIP=${fp#*:} \
+    mode=(--batch 1)
+    [[ $fp == batch/* ]] && mode=()
+    f=${fp#batch/}
+    skip=0
+    [[ $f == *:* ]] && skip=${f#*:}
+    PCAPFERRY_FAILPOINT=${f%%:*} PCAPFERRY_FAILPOINT_SKIP=$skip \
         run "$PCAPFERRY" import --key "$CENTRAL_KEY" --keyring "$KEYRING" --state "$G/st-k" \
-        --ingest "$G/ing-k" --settle-ms 0 "$G/out"
+        --ingest "$G/ing-k" --settle-ms 0 "${mode[@]}" "$G/out"
     expect_eq "killed at $fp" 137 "$PF_RC"
     imp 0 "$G/st-k" "$G/ing-k" "$G/out"
     gate_check "$G/st-k" "$G/ing-k"

@@ -287,6 +287,8 @@ import_cmd() {
 
 # ------------------------------------------------------------ each failpoint
 
+# One bundle at a time (--batch 1): every step durable before the next
+# bundle starts, a failpoint per file. The group commit has its own section.
 for fp in import-staged import-intent import-renamed import-announcing import-announced \
     import-delivered; do
     section "killed at $fp, then a clean run"
@@ -294,7 +296,7 @@ for fp in import-staged import-intent import-renamed import-announcing import-an
     INGEST=$T/fp/$fp/ingest
     L=$T/fp/$fp/watch
     fresh_ingest "$INGEST" edge-01 edge-02
-    import_cmd "$OUT"
+    import_cmd --jobs 1 --batch 1 "$OUT"
     watched_run "$L.1" 137 -- env PCAPFERRY_FAILPOINT="$fp" "${IMPORT[@]}"
 
     # Where the kill landed: the first file of edge-01 seq 1 is the first
@@ -409,7 +411,7 @@ for how in clean import-announcing import-announced arkime-down; do
     INGEST=$T/sock/$how/ingest
     L=$T/sock/$how/watch
     fresh_ingest "$INGEST" edge-01 edge-02
-    import_cmd --arkime-socket "$SOCK" "$OUT"
+    import_cmd --jobs 1 --batch 1 --arkime-socket "$SOCK" "$OUT"
     logs=("$L.1")
     case $how in
     clean)
@@ -503,6 +505,91 @@ expect_eq "handed over three times, read whole the third" "FATAL FATAL $(b2_256 
     "$(cat "$L.1" "$L.2" "$L.3" | awk -v p="$TFILE" '$1 == p { printf "%s%s", sep, $3; sep = " " }')"
 ((HAVE_DB)) && expect_eq "recorded as delivered" delivered \
     "$(db_query "$STATE" "SELECT state FROM deliveries")"
+
+# ------------------------------------------------- inside a group commit
+
+# The default --batch takes all six bundles (8 files) into one group
+# commit (one worker: --jobs 1 keeps both sensors in it): each step is taken for the whole batch, so a kill between two
+# steps, or in the middle of one, leaves every bundle of the batch at the
+# same point. The next run finishes them all, each file announced once.
+for fp in import-staged import-intent import-batch-renamed import-renamed import-announcing \
+    import-announced import-delivered; do
+    section "killed inside a batch at $fp, then a clean run"
+    STATE=$T/batch/$fp/state
+    INGEST=$T/batch/$fp/ingest
+    L=$T/batch/$fp/watch
+    fresh_ingest "$INGEST" edge-01 edge-02
+    import_cmd --jobs 1 "$OUT"
+    watched_run "$L.1" 137 -- env PCAPFERRY_FAILPOINT="$fp" "${IMPORT[@]}"
+    staged=$(find "$INGEST" -name '.pcapferry-*.part' | wc -l)
+    finals=$(find "$INGEST" -name '*.pcap' ! -name '.*' | wc -l)
+    announced=$(grep -c . "$L.1")
+    if ((HAVE_DB)); then
+        rows=$(db_query "$STATE" "SELECT status || ' ' || COUNT(*) FROM bundles GROUP BY status")
+        begun=$(db_query "$STATE" "SELECT COUNT(*) FROM announcing")
+    fi
+    want_finals=8 want_staged=0 want_rows="delivering 6" want_begun=0 want_ann=0
+    case $fp in
+    import-staged) want_finals=0 want_staged=2 want_rows="" ;; # edge-01 seq 1: two files
+    import-intent) want_finals=0 want_staged=8 ;;
+    import-batch-renamed) want_finals=1 want_staged=7 ;;
+    import-renamed) ;;
+    import-announcing) want_begun=8 ;;
+    import-announced) want_begun=8 want_ann=1 ;;
+    import-delivered) want_rows="committed 6" want_ann=8 ;;
+    esac
+    expect_eq "$fp: files under their final names" "$want_finals" "$finals"
+    expect_eq "$fp: files still staged" "$want_staged" "$staged"
+    expect_eq "$fp: announcements before the kill" "$want_ann" "$announced"
+    if ((HAVE_DB)); then
+        expect_eq "$fp: bundle rows" "$want_rows" "$rows"
+        expect_eq "$fp: announcements recorded as begun" "$want_begun" "$begun"
+    fi
+    watched_run "$L.2" 0 -- "${IMPORT[@]}"
+    if [[ $fp == import-staged ]]; then
+        expect_stderr_contains "6 new, 0 already imported" # nothing was recorded
+    else
+        expect_stderr_contains "0 new, 6 already imported" # the recovery finished the batch
+    fi
+    watched_run "$L.3" 0 -- "${IMPORT[@]}"
+    expect_stderr_contains "0 new, 6 already imported"
+    expect_eq "$fp: third run announced nothing" 0 "$(grep -c . "$L.3")"
+    if [[ $fp == import-announced ]] && ((!ATIME_WORKS)); then
+        check_delivery "batch $fp" "$EXP" 1 2 "137 0 0" "$L.1" "$L.2" "$L.3"
+    else
+        check_delivery "batch $fp" "$EXP" 1 1 "137 0 0" "$L.1" "$L.2" "$L.3"
+    fi
+done
+
+# ------------------------------------------------------------------ --jobs
+
+section "--jobs 2: the two sensors side by side, each one's files in seq order"
+STATE=$T/jobs/state
+INGEST=$T/jobs/ingest
+L=$T/jobs/watch
+fresh_ingest "$INGEST" edge-01 edge-02
+import_cmd --jobs 2 "$OUT"
+watched_run "$L.1" 0 -- "${IMPORT[@]}"
+expect_stderr_contains "6 new, 0 already imported, 0 rejected, 0 gaps (8 files delivered"
+for s in edge-01 edge-02; do
+    # final names sort by seq, then n: the order a sensor's files must reach Arkime in
+    seen=$(awk -v d="$INGEST/$s/" 'NF == 3 && index($1, d) == 1 { print $1 }' "$L.1")
+    expect_eq "$s: announced in seq and file order" "$(sort <<<"$seen")" "$seen"
+    expect_eq "$s: every file announced" "$(grep -c "^$s/" "$EXP")" "$(grep -c . <<<"$seen")"
+done
+check_delivery "--jobs 2" "$EXP" 1 1 "0" "$L.1"
+
+section "--jobs 2: a worker killed inside its batch is the import killed; then a clean run"
+STATE=$T/jobs-k/state
+INGEST=$T/jobs-k/ingest
+L=$T/jobs-k/watch
+fresh_ingest "$INGEST" edge-01 edge-02
+import_cmd --jobs 2 "$OUT"
+watched_run "$L.1" 137 -- env PCAPFERRY_FAILPOINT=import-batch-renamed "${IMPORT[@]}"
+expect_eq "no worker left running" "" "$(pgrep -f -- "--state $STATE" || true)"
+watched_run "$L.2" 0 -- "${IMPORT[@]}"
+expect_stderr_contains "already imported, 0 rejected, 0 gaps"
+check_delivery "--jobs 2, killed" "$EXP" 1 1 "137 0" "$L.1" "$L.2"
 
 # ------------------------------------------------------------ random kills
 

@@ -10,7 +10,7 @@
  *                           directory descriptors work); descriptors this shim
  *                           did not see opened are looked up on every call
  *   FAULTIO_OPS=LIST        comma-separated: write, pwrite, fsync, fdatasync,
- *                           read, pread (default: write,pwrite)
+ *                           read, pread, syncfs (default: write,pwrite)
  *   FAULTIO_AFTER=N         let N matching calls succeed first (default 0)
  *   FAULTIO_TIMES=N         fail N calls, then succeed again (default: all)
  *   FAULTIO_ERRNO=NAME      EIO (default), ENOSPC, EDQUOT, or a number
@@ -50,9 +50,9 @@
 
 #define MAX_FDS 65536
 
-enum op { OP_WRITE, OP_PWRITE, OP_FSYNC, OP_FDATASYNC, OP_READ, OP_PREAD, OP_COUNT };
-static const char *const op_names[OP_COUNT] = {"write",     "pwrite", "fsync",
-                                               "fdatasync", "read",   "pread"};
+enum op { OP_WRITE, OP_PWRITE, OP_FSYNC, OP_FDATASYNC, OP_READ, OP_PREAD, OP_SYNCFS, OP_COUNT };
+static const char *const op_names[OP_COUNT] = {"write", "pwrite", "fsync", "fdatasync",
+                                               "read",  "pread",  "syncfs"};
 
 /* per descriptor: 0 not opened through us, 1 matches, 2 does not */
 static _Atomic unsigned char fd_state[MAX_FDS];
@@ -84,7 +84,7 @@ static write_fn real_write;
 static pwrite_fn real_pwrite, real_pwrite64;
 static read_fn real_read;
 static pread_fn real_pread, real_pread64;
-static fd_fn real_fsync, real_fdatasync, real_close;
+static fd_fn real_fsync, real_fdatasync, real_syncfs, real_close;
 static open_fn real_open, real_open64;
 static openat_fn real_openat, real_openat64;
 static creat_fn real_creat;
@@ -108,6 +108,7 @@ static void init(void)
     real_pread64 = (pread_fn)next_sym("pread64");
     real_fsync = (fd_fn)next_sym("fsync");
     real_fdatasync = (fd_fn)next_sym("fdatasync");
+    real_syncfs = (fd_fn)next_sym("syncfs");
     real_close = (fd_fn)next_sym("close");
     real_open = (open_fn)next_sym("open");
     real_open64 = (open_fn)next_sym("open64");
@@ -314,6 +315,16 @@ int fdatasync(int fd)
         return -1;
     }
     return real_fdatasync(fd);
+}
+
+int syncfs(int fd)
+{
+    if (should_fail(OP_SYNCFS, fd) != 0) {
+        log_fault(OP_SYNCFS, fd, fault_errno);
+        errno = fault_errno;
+        return -1;
+    }
+    return real_syncfs(fd);
 }
 
 int close(int fd)

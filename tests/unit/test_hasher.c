@@ -16,9 +16,11 @@ static void reference(const uint8_t *data, size_t len, uint8_t out[PF_HASH_BYTES
 
 /* Random splits, each piece hashed from a scratch copy that is reused as
  * soon as its ticket allows (two scratch buffers, like the sealer's). */
-static void test_random_splits(const uint8_t *data)
+/* threaded: pf_hasher_new(); in the caller's thread: sized below the
+ * threshold. Same results either way. */
+static void test_random_splits(const uint8_t *data, bool threaded)
 {
-    pf_hasher *h = pf_hasher_new();
+    pf_hasher *h = threaded ? pf_hasher_new() : pf_hasher_new_sized(PF_HASHER_THREAD_MIN_BYTES - 1);
     uint8_t *scratch[2] = {malloc(DATA_BYTES), malloc(DATA_BYTES)};
     CHECK(h != NULL && scratch[0] != NULL && scratch[1] != NULL);
     if (h == NULL || scratch[0] == NULL || scratch[1] == NULL)
@@ -85,7 +87,8 @@ int main(void)
     if (data == NULL)
         return 1;
     randombytes_buf(data, DATA_BYTES);
-    test_random_splits(data);
+    test_random_splits(data, true);
+    test_random_splits(data, false);
     test_free_with_work_queued(data);
     free(data);
     return check_summary("test_hasher");

@@ -160,9 +160,13 @@ static void test_keyring(void)
     pf_trust *list = NULL;
     size_t n = 0;
     pf_err_clear(&e);
+    /* with the importer's lookup cache on: every change below must be seen
+     * by the next lookup (keys trust / revoke rename into the directory) */
+    pf_keyring_cache_enable(true);
     /* fx_init trusted sensor1 */
     CHECK(pf_keyring_lookup(fx.keyring, fx.sensor->pub.key_id, &t, &e) == 0 && !t.revoked &&
           strcmp(t.key.name, "sensor1") == 0);
+    CHECK(pf_keyring_lookup(fx.keyring, fx.sensor->pub.key_id, &t, &e) == 0 && !t.revoked);
     CHECK(pf_keyring_list(fx.keyring, &list, &n, &e) == 0 && n == 1);
     free(list);
     uint8_t unknown[PF_KEYID_BYTES] = {1};
@@ -377,6 +381,7 @@ int main(void)
     test_roundtrip();
     test_damaged_files();
     test_keyring();
+    pf_keyring_cache_enable(false);
     test_pinned_identity();
     test_revocation_allow();
     fx_free(&fx);
