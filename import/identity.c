@@ -5,40 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int pf_identity_check_name(const char *keyring, const pf_header *h, char blame[PF_NAME_MAX + 1],
-                           pf_err *e)
-{
-    pf_trust *t = malloc(sizeof *t);
-    pf_err le;
-    int rc = -1;
-
-    blame[0] = '\0';
-    if (t == NULL)
-        return pf_err_set(e, PF_EENV, "out of memory");
-    pf_err_clear(&le);
-    if (pf_keyring_lookup(keyring, h->signer_id, t, &le) != 0) {
-        if (le.status == PF_EENV) {
-            *e = le;
-            goto out;
-        }
-        rc = 0;
-        goto out;
-    }
-    /* Blame the pinned sensor only for what its key really signed. */
-    if (pf_header_verify(h, t->key.sign_pk, &le) != 0) {
-        rc = 0;
-        goto out;
-    }
-    if (pf_trust_allows_sensor(t, h->sensor, e) != 0) {
-        snprintf(blame, PF_NAME_MAX + 1, "%s", t->key.name);
-        goto out;
-    }
-    rc = 0;
-out:
-    free(t);
-    return rc;
-}
-
 struct chain {
     bool vouches, refutes;
     uint64_t by_seq, by_prev;

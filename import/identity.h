@@ -2,8 +2,9 @@
  *
  * A sensor is its key: a bundle is only ever looked up, counted and
  * delivered under the name its signing key is pinned to in the keyring, so a
- * header naming another sensor is refused before its (sensor, seq) is
- * compared with anything. A key revoked after seq N gets a bundle with seq
+ * header naming another sensor is refused (import_one, with the one key
+ * look-up and signature check it makes) before its (sensor, seq) is compared
+ * with anything. A key revoked after seq N gets a bundle with seq
  * <= N accepted only when its hash is vouched for: named in the revocation,
  * or named as prev_hash by a bundle of that sensor already imported. */
 #ifndef PF_IMPORT_IDENTITY_H
@@ -13,14 +14,6 @@
 
 #include "bundle/bundle.h"
 #include "import/db.h"
-
-/* Returns 0 to go on, also when the key is unknown or the header signature
- * does not check (the importer's trust check says why). -1 with e:
- * PF_EREJECT when the signing key (which did sign this header) is pinned to
- * another name than the header says; blame then holds that pinned name.
- * PF_EENV: the keyring cannot be used. */
-int pf_identity_check_name(const char *keyring, const pf_header *h, char blame[PF_NAME_MAX + 1],
-                           pf_err *e);
 
 /* The revocation check with the import state. On 0, when *has_vouched, pass
  * vouched to pf_bundle_extract_vouched. -1 with e: PF_EREJECT refused (after

@@ -123,20 +123,25 @@ static int import_one(pf_importer *imp, struct cand_list *l, const struct candid
         goto out;
     }
     imp_hex32(hh, h->hash);
-    /* Issue 12: the header's sensor name must be its key's pinned name
-     * before (sensor, seq) means anything (import/identity.c). */
-    char blame[PF_NAME_MAX + 1];
+    /* One key look-up and one signature check decide what this header is
+     * worth; every step below uses them. A sensor is its key (issue 12):
+     * a header its key signed under another sensor's name is refused before
+     * (sensor, seq) means anything, and blamed on the key's own sensor (no
+     * receipt: it names the other sensor's seq). */
+    pf_trust tr;
+    pf_err auth; /* why the header is not authenticated */
+    pf_err_clear(&auth);
+    bool signed_ok = pf_keyring_lookup(imp->o.keyring, h->signer_id, &tr, &auth) == 0 &&
+                     pf_header_verify(h, tr.key.sign_pk, &auth) == 0;
+    if (!signed_ok && auth.status == PF_EENV) {
+        *e = auth;
+        goto out;
+    }
     pf_err_clear(&be);
-    if (pf_identity_check_name(imp->o.keyring, h, blame, &be) != 0) {
-        if (be.status == PF_EENV) {
-            *e = be;
-            goto out;
-        }
+    if (signed_ok && pf_trust_allows_sensor(&tr, h->sensor, &be) != 0) {
         pf_err_prefix(&be, "%s: ", cand->path);
         c->rejected++;
-        /* signed by blame's key: it is that sensor's bundle, not the
-         * named one's (no receipt: it names the other sensor's seq) */
-        rc = imp_quarantine_bundle(imp, &src, blame[0] ? blame : NULL, 0, be.msg, false, NULL, e);
+        rc = imp_quarantine_bundle(imp, &src, tr.key.name, 0, be.msg, false, NULL, e);
         goto out;
     }
     if (pf_db_query(&imp->db, e, existing_row, &ex,
@@ -168,10 +173,7 @@ static int import_one(pf_importer *imp, struct cand_list *l, const struct candid
     }
     if (ex.found) {
         /* Same seq, other bundle. Signed by the sensor: equivocation. */
-        pf_trust t;
-        pf_err_clear(&be);
-        if (pf_keyring_lookup(imp->o.keyring, h->signer_id, &t, &be) == 0 &&
-            pf_header_verify(h, t.key.sign_pk, &be) == 0) {
+        if (signed_ok) {
             char reason[512];
             snprintf(reason, sizeof reason,
                      "sensor %s signed two different bundles with seq %" PRIu64
@@ -182,22 +184,17 @@ static int import_one(pf_importer *imp, struct cand_list *l, const struct candid
             rc = reject(imp, l, cand, &src, reason, true, true, c, e);
             goto out;
         }
-        if (be.status == PF_EENV) {
-            *e = be;
-            goto out;
-        }
-        rc = reject(imp, l, cand, &src, be.msg, false, false, c, e);
+        rc = reject(imp, l, cand, &src, auth.msg, false, false, c, e);
         goto out;
     }
 
-    /* Trust and the header signature before anything is created for this
+    /* Trust, signature and revocation before anything is created for this
      * sensor: an untrusted sender gets no directory in INGEST. */
-    pf_trust tr;
     uint8_t vouched[PF_HASH_BYTES];
     bool has_vouched = false;
     pf_err_clear(&be);
-    bool signed_ok = pf_keyring_lookup(imp->o.keyring, h->signer_id, &tr, &be) == 0 &&
-                     pf_header_verify(h, tr.key.sign_pk, &be) == 0;
+    if (!signed_ok)
+        be = auth;
     if (!signed_ok ||
         pf_identity_check_revocation(&imp->db, &tr, src.fd, h, vouched, &has_vouched, &be) != 0) {
         if (be.status == PF_EENV) {

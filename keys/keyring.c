@@ -24,25 +24,36 @@ static int ensure_dir(const char *dir, pf_err *e)
     return pf_mkdir_p(dir, 0755, e);
 }
 
-/* Is there a same-sensor record for this key, naming this sensor? */
-static int read_same_sensor(const char *dir, const char *idhex, const char *sensor, bool *out,
-                            pf_err *e)
+/* Reads DIR/<idhex><suffix>, a record beside a trusted key. Returns 1 with
+ * *text (pf_free_file) when there is one, 0 when there is none, -1 on error;
+ * path receives its path for messages. */
+static int read_record(const char *dir, const char *idhex, const char *suffix, size_t max,
+                       char path[PATH_MAX], uint8_t **text, size_t *len, pf_err *e)
 {
-    char name[NAME_MAX + 1], path[PATH_MAX], want[SAME_SENSOR_MAX + 1];
-    uint8_t *text = NULL;
-    size_t len = 0;
-
-    *out = false;
-    snprintf(name, sizeof name, "%s.same-sensor", idhex);
-    if (pf_path_join(path, sizeof path, dir, name, e) != 0)
+    char name[NAME_MAX + 1];
+    snprintf(name, sizeof name, "%s%s", idhex, suffix);
+    if (pf_path_join(path, PATH_MAX, dir, name, e) != 0)
         return -1;
     if (access(path, F_OK) != 0) {
         if (errno == ENOENT)
             return 0;
         return pf_err_sys(e, errno, "%s: cannot access", path);
     }
-    if (pf_read_file(path, SAME_SENSOR_MAX, 0, &text, &len, e) != 0)
-        return -1;
+    return pf_read_file(path, max, 0, text, len, e) == 0 ? 1 : -1;
+}
+
+/* Is there a same-sensor record for this key, naming this sensor? */
+static int read_same_sensor(const char *dir, const char *idhex, const char *sensor, bool *out,
+                            pf_err *e)
+{
+    char path[PATH_MAX], want[SAME_SENSOR_MAX + 1];
+    uint8_t *text = NULL;
+    size_t len = 0;
+
+    *out = false;
+    int got = read_record(dir, idhex, ".same-sensor", SAME_SENSOR_MAX, path, &text, &len, e);
+    if (got <= 0)
+        return got;
     int n = snprintf(want, sizeof want, "%s\nsensor: %s\n", SAME_SENSOR_TYPE, sensor);
     /* A record for another name (the key was pinned again) does not count. */
     *out = n > 0 && (size_t)n == len && memcmp(text, want, len) == 0;
@@ -294,22 +305,15 @@ out:
 
 static int load_revocation(const char *dir, const char *idhex, pf_trust *t, pf_err *e)
 {
-    char name[NAME_MAX + 1], path[PATH_MAX];
+    char path[PATH_MAX];
     uint8_t *text = NULL;
     size_t len = 0;
     char *buf = NULL;
     int rc = -1;
 
-    snprintf(name, sizeof name, "%s.revoked", idhex);
-    if (pf_path_join(path, sizeof path, dir, name, e) != 0)
-        return -1;
-    if (access(path, F_OK) != 0) {
-        if (errno == ENOENT)
-            return 0;
-        return pf_err_sys(e, errno, "%s: cannot access", path);
-    }
-    if (pf_read_file(path, REVOCATION_MAX_BYTES, 0, &text, &len, e) != 0)
-        goto out;
+    int got = read_record(dir, idhex, ".revoked", REVOCATION_MAX_BYTES, path, &text, &len, e);
+    if (got <= 0)
+        return got;
     buf = malloc(len + 1);
     if (buf == NULL) {
         pf_err_set(e, PF_EENV, "out of memory");

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # helpers run through the EXIT trap and race()
 # pcapferry import against whoever can write its sources (the rsync account,
 # a courier's stick): links, FIFOs, devices and directories named like
 # bundles; a link to the central key or the state database planted in the
@@ -155,54 +156,46 @@ expect_mode "quarantined copy" 640 "$STATE/quarantine/unknown/junk.pcapferry"
 expect_eq "owned by the importer" "$(id -u)" "$(stat -c %u "$STATE/quarantine/unknown/junk.pcapferry")"
 expect_false "the source is removed" -- test -e "$IN/junk.pcapferry"
 
+# race POINT TAG ACTION...: imports a copy of plant-a's seq 1 from $T/srcTAG
+# into $T/stateTAG and $T/ingestTAG, stopped at pausepoint POINT while
+# ACTION runs (with $AN the bundle's path); sets RACE_RC and RACE_ERR.
+race() {
+    local point=$1 tag=$2 pid
+    shift 2
+    mkdir -p "$T/ingest$tag" "$T/src$tag"
+    cp "$A1" "$T/src$tag/"
+    AN=$T/src$tag/$(basename "$A1")
+    RACE_ERR=$T/r$tag.err
+    PCAPFERRY_PAUSEPOINT=$point "$PCAPFERRY" import --key "$CENTRAL_KEY" --keyring "$KEYRING" \
+        --state "$T/state$tag" --ingest "$T/ingest$tag" --settle-ms 0 "$T/src$tag" \
+        >"$T/r$tag.out" 2>"$RACE_ERR" &
+    pid=$!
+    STOPPED_PID=$pid
+    wait_until 20 sh -c "grep -q '^State:.*T' /proc/$pid/status"
+    "$@"
+    kill -CONT "$pid"
+    STOPPED_PID=""
+    wait "$pid"
+    RACE_RC=$?
+}
+swap_in_b() { cp "$B1" "$T/src4/.swap" && mv "$T/src4/.swap" "$AN"; } # plant-b's under plant-a's name
+rewrite_as_b() { cat "$B1" >"$AN"; }                                   # same inode, other bytes
+
 section "4. swapped between the scan and the import: nothing lands under the wrong sensor"
-S4=$T/state4
-I4=$T/ingest4
-SRC4=$T/src4
-mkdir -p "$I4" "$SRC4"
-cp "$A1" "$SRC4/"
-AN=$SRC4/$(basename "$A1")
-PCAPFERRY_PAUSEPOINT=import-scanned "$PCAPFERRY" import --key "$CENTRAL_KEY" \
-    --keyring "$KEYRING" --state "$S4" --ingest "$I4" --settle-ms 0 "$SRC4" \
-    >"$T/r4.out" 2>"$T/r4.err" &
-pid=$!
-STOPPED_PID=$pid
-wait_until 20 sh -c "grep -q '^State:.*T' /proc/$pid/status"
-cp "$B1" "$SRC4/.swap" && mv "$SRC4/.swap" "$AN" # plant-b's bundle under plant-a's name
-kill -CONT "$pid"
-STOPPED_PID=""
-wait "$pid"
-rc=$?
-expect_eq "swap after the scan: exit 75 (left for a later run)" 75 "$rc"
-expect_true "it says the file changed" -- grep -q "changed since it was scanned" "$T/r4.err"
-expect_eq "nothing delivered" "" "$(pcaps_in "$I4")"
-imp 0 "$S4" "$I4" "$SRC4"
-expect_eq "the next run delivers it as what it is: plant-b" 1 "$(pcaps_in "$I4/plant-b" | wc -l)"
-expect_eq "and nothing under plant-a" "" "$(pcaps_in "$I4/plant-a")"
+race import-scanned 4 swap_in_b
+expect_eq "swap after the scan: exit 75 (left for a later run)" 75 "$RACE_RC"
+expect_true "it says the file changed" -- grep -q "changed since it was scanned" "$RACE_ERR"
+expect_eq "nothing delivered" "" "$(pcaps_in "$T/ingest4")"
+imp 0 "$T/state4" "$T/ingest4" "$T/src4"
+expect_eq "the next run delivers it as what it is: plant-b" 1 "$(pcaps_in "$T/ingest4/plant-b" | wc -l)"
+expect_eq "and nothing under plant-a" "" "$(pcaps_in "$T/ingest4/plant-a")"
 
 section "4b. rewritten in place after it was judged: nothing delivered"
-S4b=$T/state4b
-I4b=$T/ingest4b
-SRC4b=$T/src4b
-mkdir -p "$I4b" "$SRC4b"
-cp "$A1" "$SRC4b/"
-AN=$SRC4b/$(basename "$A1")
-PCAPFERRY_PAUSEPOINT=import-judged "$PCAPFERRY" import --key "$CENTRAL_KEY" \
-    --keyring "$KEYRING" --state "$S4b" --ingest "$I4b" --settle-ms 0 "$SRC4b" \
-    >"$T/r4b.out" 2>"$T/r4b.err" &
-pid=$!
-STOPPED_PID=$pid
-wait_until 20 \
-    sh -c "grep -q '^State:.*T' /proc/$pid/status"
-cat "$B1" >"$AN" # same inode, other bytes
-kill -CONT "$pid"
-STOPPED_PID=""
-wait "$pid"
-rc=$?
-expect_eq "rewritten in place: exit 75 (left for a later run)" 75 "$rc"
-expect_true "it says the file was rewritten" -- grep -q "rewritten while it was read" "$T/r4b.err"
-expect_eq "nothing delivered under plant-a" "" "$(pcaps_in "$I4b/plant-a")"
-expect_eq "no staging file left" "" "$(find "$I4b" -name '.*' -type f)"
+race import-judged 4b rewrite_as_b
+expect_eq "rewritten in place: exit 75 (left for a later run)" 75 "$RACE_RC"
+expect_true "it says the file was rewritten" -- grep -q "rewritten while it was read" "$RACE_ERR"
+expect_eq "nothing delivered under plant-a" "" "$(pcaps_in "$T/ingest4b/plant-a")"
+expect_eq "no staging file left" "" "$(find "$T/ingest4b" -name '.*' -type f)"
 
 section "7. a link in place of the stick's receipts folder is not followed"
 STICK=$T/stick
