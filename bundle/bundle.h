@@ -98,6 +98,12 @@ pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central, co
  * group commit: one syncfs for a batch of bundles), so each is not fsynced
  * here. Without it every staged file is fsynced before this returns. */
 #define PF_EXTRACT_NO_FSYNC 1u
+/* flags: out->bundle_hash is the one the verified trailer states, not
+ * computed (one BLAKE2b pass less). The chunk AEAD already proves the bytes
+ * are the signer's; a caller that acknowledges bundles by this hash must
+ * also name the header hash (receipts v2): a stolen signing key can sign a
+ * trailer naming any hash (docs/FORMAT.md). */
+#define PF_EXTRACT_HASH_FROM_TRAILER 2u
 
 /* bundle open: extract into outdir, all or nothing. */
 __attribute__((warn_unused_result)) int pf_bundle_open(const char *path, const pf_seckey *central,

@@ -228,9 +228,30 @@ int pf_bundle_trailer_hash_fd(int fd, uint8_t hash[PF_HASH_BYTES])
         pread(fd, t, sizeof t, st.st_size - (off_t)sizeof t) == (ssize_t)sizeof t &&
         memcmp(t, PF_TRAILER_MAGIC, PF_TRAILER_MAGIC_BYTES) == 0 &&
         pf_load_u64(t + PF_TRAILER_MAGIC_BYTES) == (uint64_t)st.st_size - PF_TRAILER_BYTES) {
-        memcpy(hash, t + PF_TRAILER_MAGIC_BYTES + 8, PF_HASH_BYTES);
+        memcpy(hash, t + PF_TRAILER_HASH_OFFSET, PF_HASH_BYTES);
         rc = 0;
     }
+    return rc;
+}
+
+/* The trailer's bundle hash and the header hash of an outbox bundle, read
+ * through one descriptor. */
+static int bundle_ids(int dirfd, const char *name, uint8_t hash[PF_HASH_BYTES],
+                      uint8_t header_hash[PF_HASH_BYTES])
+{
+    pf_header h;
+    pf_err ignore;
+    pf_err_clear(&ignore);
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = -1;
+    if (pf_bundle_trailer_hash_fd(fd, hash) == 0 &&
+        pf_bundle_read_header_fd(fd, name, &h, NULL, &ignore) == 0) {
+        memcpy(header_hash, h.hash, PF_HASH_BYTES);
+        rc = 0;
+    }
+    close(fd);
     return rc;
 }
 
@@ -319,9 +340,11 @@ int pf_bundle_prune(int outbox_fd, const char *outbox, const char *receipts_dir,
                 r->already_gone++;
                 continue;
             }
-            uint8_t have[PF_HASH_BYTES];
-            if (trailer_hash(outbox_fd, match, have) != 0 ||
-                sodium_memcmp(have, x->hash, PF_HASH_BYTES) != 0) {
+            uint8_t have[PF_HASH_BYTES], have_header[PF_HASH_BYTES];
+            if (bundle_ids(outbox_fd, match, have, have_header) != 0 ||
+                sodium_memcmp(have, x->hash, PF_HASH_BYTES) != 0 ||
+                (x->has_header_hash &&
+                 sodium_memcmp(have_header, x->header_hash, PF_HASH_BYTES) != 0)) {
                 char want[2 * PF_HASH_BYTES + 1];
                 pf_hex(want, x->hash, PF_HASH_BYTES);
                 r->hash_mismatch++;

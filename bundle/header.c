@@ -187,7 +187,7 @@ void pf_trailer_build(uint8_t out[PF_TRAILER_BYTES], const pf_header *h, uint64_
     uint8_t msg[PF_TRAILER_BYTES + PF_HASH_BYTES];
     memcpy(out, PF_TRAILER_MAGIC, PF_TRAILER_MAGIC_BYTES);
     pf_store_u64(out + PF_TRAILER_MAGIC_BYTES, body_len);
-    memcpy(out + PF_TRAILER_MAGIC_BYTES + 8, file_hash, PF_HASH_BYTES);
+    memcpy(out + PF_TRAILER_HASH_OFFSET, file_hash, PF_HASH_BYTES);
     size_t mlen = trailer_signed_part(msg, h, out);
     pf_sign_ctx(out + PF_TRAILER_BYTES - PF_SIG_BYTES, PF_SIGCTX_TRAILER, msg, mlen, sign_sk);
 }
@@ -201,7 +201,7 @@ int pf_trailer_check(const uint8_t in[PF_TRAILER_BYTES], const pf_header *h, uin
         return pf_err_set(e, PF_EREJECT, "trailer is damaged (bad trailer magic)");
     if (pf_load_u64(in + PF_TRAILER_MAGIC_BYTES) != body_len)
         return pf_err_set(e, PF_EREJECT, "trailer length field does not match the bundle");
-    if (sodium_memcmp(in + PF_TRAILER_MAGIC_BYTES + 8, file_hash, PF_HASH_BYTES) != 0)
+    if (sodium_memcmp(in + PF_TRAILER_HASH_OFFSET, file_hash, PF_HASH_BYTES) != 0)
         return pf_err_set(
             e, PF_EREJECT,
             "trailer hash does not match the bundle's bytes (modified after sealing)");

@@ -25,6 +25,7 @@
 #define PF_TRAILER_MAGIC       "pcapferry-end"
 #define PF_TRAILER_MAGIC_BYTES 14 /* including the NUL */
 #define PF_TRAILER_BYTES       (PF_TRAILER_MAGIC_BYTES + 8 + PF_HASH_BYTES + PF_SIG_BYTES)
+#define PF_TRAILER_HASH_OFFSET (PF_TRAILER_MAGIC_BYTES + 8)
 
 /* Domain-separation prefixes: every signature says what it signs. */
 #define PF_SIGCTX_HEADER   "pcapferry-header-v1"

@@ -293,6 +293,10 @@ int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central
             goto out;
         }
     }
+    /* A revoked key's bundle keeps the computed hash: it is compared with
+     * the one vouched for, which was hashed before decryption. */
+    if ((flags & PF_EXTRACT_HASH_FROM_TRAILER) != 0 && !need_vouch)
+        pf_unsealer_hash_from_trailer(u);
     if (pf_unsealer_begin(u, &trust->key, central, e) != 0)
         goto out;
 

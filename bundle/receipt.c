@@ -23,7 +23,8 @@ pf_receipt *pf_receipt_new(const char *sensor)
 }
 
 int pf_receipt_add(pf_receipt *r, uint64_t seq, const uint8_t hash[PF_HASH_BYTES],
-                   enum pf_receipt_status status, const char *reason, pf_err *e)
+                   const uint8_t *header_hash, enum pf_receipt_status status, const char *reason,
+                   pf_err *e)
 {
     if (r->n == r->cap) {
         size_t cap = r->cap ? 2 * r->cap : 16;
@@ -37,6 +38,10 @@ int pf_receipt_add(pf_receipt *r, uint64_t seq, const uint8_t hash[PF_HASH_BYTES
     memset(x, 0, sizeof *x);
     x->seq = seq;
     memcpy(x->hash, hash, PF_HASH_BYTES);
+    if (header_hash != NULL) {
+        memcpy(x->header_hash, header_hash, PF_HASH_BYTES);
+        x->has_header_hash = true;
+    }
     x->status = status;
     snprintf(x->reason, sizeof x->reason, "%s", reason != NULL ? reason : "");
     return 0;
@@ -81,16 +86,25 @@ int pf_receipt_write_at(pf_receipt *r, const pf_seckey *central, int dirfd, cons
     pf_hex(idhex, r->central_id, PF_KEYID_BYTES);
     pf_isotime_ns(iso, sizeof iso, r->issued_ns);
     for (size_t i = 0; i < r->n; i++) {
+        if (r->v[i].status == PF_RCPT_COMMITTED && !r->v[i].has_header_hash) {
+            pf_err_set(e, PF_EENV, "internal error: receipt entry for seq %llu has no header hash",
+                       (unsigned long long)r->v[i].seq);
+            goto out;
+        }
         pf_hex(hhex, r->v[i].hash, PF_HASH_BYTES);
         json_t *o =
             json_pack("{s:I, s:s, s:s}", "seq", (json_int_t)r->v[i].seq, "hash", hhex, "status",
                       r->v[i].status == PF_RCPT_COMMITTED ? "committed" : "rejected");
+        if (r->v[i].has_header_hash) {
+            pf_hex(hhex, r->v[i].header_hash, PF_HASH_BYTES);
+            json_object_set_new(o, "header_hash", json_string(hhex));
+        }
         if (r->v[i].reason[0] != '\0')
             json_object_set_new(o, "reason", json_string(r->v[i].reason));
         json_array_append_new(arr, o);
     }
     root = json_pack("{s:s, s:i, s:s, s:s, s:s, s:I, s:o}", "type", "pcapferry-receipt", "version",
-                     1, "sensor", r->sensor, "central_key_id", idhex, "issued", iso, "issued_ns",
+                     2, "sensor", r->sensor, "central_key_id", idhex, "issued", iso, "issued_ns",
                      (json_int_t)r->issued_ns, "bundles", arr);
     arr = NULL;
     body = root != NULL ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
@@ -164,11 +178,12 @@ int pf_receipt_read(const char *path, const pf_pubkey *central, pf_receipt **out
     const char *cid = json_string_value(json_object_get(root, "central_key_id"));
     json_t *bundles = json_object_get(root, "bundles");
     json_t *issued = json_object_get(root, "issued_ns");
+    json_int_t version = json_integer_value(json_object_get(root, "version"));
     r = sensor != NULL ? pf_receipt_new(sensor) : NULL;
     if (root == NULL || type == NULL || strcmp(type, "pcapferry-receipt") != 0 ||
-        json_integer_value(json_object_get(root, "version")) != 1 || r == NULL ||
-        !pf_name_valid(sensor) || cid == NULL || !pf_unhex(r->central_id, PF_KEYID_BYTES, cid) ||
-        !json_is_array(bundles) || !json_is_integer(issued)) {
+        (version != 1 && version != 2) || r == NULL || !pf_name_valid(sensor) || cid == NULL ||
+        !pf_unhex(r->central_id, PF_KEYID_BYTES, cid) || !json_is_array(bundles) ||
+        !json_is_integer(issued)) {
         pf_err_set(e, PF_EREJECT, "%s: receipt content is malformed", path);
         goto out;
     }
@@ -187,10 +202,13 @@ int pf_receipt_read(const char *path, const pf_pubkey *central, pf_receipt **out
         const char *hash = json_string_value(json_object_get(b, "hash"));
         const char *status = json_string_value(json_object_get(b, "status"));
         const char *reason = json_string_value(json_object_get(b, "reason"));
-        uint8_t h[PF_HASH_BYTES];
+        json_t *hh = json_object_get(b, "header_hash");
+        uint8_t h[PF_HASH_BYTES], hdr[PF_HASH_BYTES];
         enum pf_receipt_status st;
         if (!json_is_integer(seq) || json_integer_value(seq) <= 0 || hash == NULL ||
-            !pf_unhex(h, PF_HASH_BYTES, hash) || status == NULL) {
+            !pf_unhex(h, PF_HASH_BYTES, hash) || status == NULL ||
+            (hh != NULL && (version < 2 || json_string_value(hh) == NULL ||
+                            !pf_unhex(hdr, PF_HASH_BYTES, json_string_value(hh))))) {
             pf_err_set(e, PF_EREJECT, "%s: receipt entry %zu is malformed", path, i);
             goto out;
         }
@@ -202,7 +220,14 @@ int pf_receipt_read(const char *path, const pf_pubkey *central, pf_receipt **out
             pf_err_set(e, PF_EREJECT, "%s: receipt entry %zu has unknown status", path, i);
             goto out;
         }
-        if (pf_receipt_add(r, (uint64_t)json_integer_value(seq), h, st, reason, e) != 0)
+        /* From version 2 on, a commitment that does not name the header
+         * would let a trailer's claim alone delete a bundle. */
+        if (version >= 2 && st == PF_RCPT_COMMITTED && hh == NULL) {
+            pf_err_set(e, PF_EREJECT, "%s: receipt entry %zu names no header hash", path, i);
+            goto out;
+        }
+        if (pf_receipt_add(r, (uint64_t)json_integer_value(seq), h, hh != NULL ? hdr : NULL, st,
+                           reason, e) != 0)
             goto out;
     }
     *out = r;

@@ -5,6 +5,9 @@
  *   <base64 Ed25519 signature over "pcapferry-receipt-v1\0" || JSON>\n
  *   <JSON>
  *
+ * The JSON's "version" is 2 since committed entries name the header hash
+ * too; version 1 receipts (bundle hash only) are still read.
+ *
  * signed with the central key's Ed25519 half, verified with the pinned
  * central public key (the sensor's --to file). */
 #ifndef PF_RECEIPT_H
@@ -26,6 +29,12 @@ enum pf_receipt_status { PF_RCPT_COMMITTED, PF_RCPT_REJECTED };
 typedef struct pf_receipt_entry {
     uint64_t seq;
     uint8_t hash[PF_HASH_BYTES]; /* the bundle hash (committed) or file hash (rejected) */
+    /* Version 2, committed: the header hash. The importer takes the bundle
+     * hash from the signed trailer, which a stolen sensor key could make
+     * name another bundle's hash; the header (its ephemeral key) nobody but
+     * the sealer can reuse for other content. Prune matches both. */
+    uint8_t header_hash[PF_HASH_BYTES];
+    bool has_header_hash;
     enum pf_receipt_status status;
     char reason[256]; /* rejected: why */
 } pf_receipt_entry;
@@ -39,8 +48,11 @@ typedef struct pf_receipt {
 } pf_receipt;
 
 pf_receipt *pf_receipt_new(const char *sensor);
+/* header_hash: NULL for none (rejected entries); committed entries need
+ * it (a version 2 receipt refuses to be written without). */
 int pf_receipt_add(pf_receipt *r, uint64_t seq, const uint8_t hash[PF_HASH_BYTES],
-                   enum pf_receipt_status status, const char *reason, pf_err *e);
+                   const uint8_t *header_hash, enum pf_receipt_status status, const char *reason,
+                   pf_err *e);
 void pf_receipt_free(pf_receipt *r);
 
 /* Signs and writes DIR/<sensor>-<issued>-<random>.receipt atomically. */

@@ -52,6 +52,11 @@ typedef struct pf_unsealer pf_unsealer;
 /* Reads and decodes the header; nothing is trusted yet. */
 pf_unsealer *pf_unsealer_new(int fd, const char *what, pf_err *e);
 const pf_header *pf_unsealer_header(const pf_unsealer *u);
+/* Before pf_unsealer_begin: take the bundle hash from the trailer, once
+ * its signature verified, instead of hashing every byte. Sound only for a
+ * reader that authenticates every chunk with the stream key (this one);
+ * what the hash may then be used for is in docs/FORMAT.md. */
+void pf_unsealer_hash_from_trailer(pf_unsealer *u);
 /* Checks recipient and signer ids, the header signature, and derives the
  * stream key. Must succeed before pf_unsealer_read. */
 __attribute__((warn_unused_result)) int pf_unsealer_begin(pf_unsealer *u, const pf_pubkey *sensor,

@@ -576,11 +576,11 @@ static void receipt_seeds(void)
         pf_receipt *r = pf_receipt_new(FZ_SENSOR_NAME);
         if (r == NULL)
             fz_die("receipt", "out of memory");
-        if (i >= 1 && (pf_receipt_add(r, 1, h1, PF_RCPT_COMMITTED, NULL, &e) != 0 ||
-                       pf_receipt_add(r, 2, h2, PF_RCPT_COMMITTED, NULL, &e) != 0))
+        if (i >= 1 && (pf_receipt_add(r, 1, h1, h2, PF_RCPT_COMMITTED, NULL, &e) != 0 ||
+                       pf_receipt_add(r, 2, h2, h1, PF_RCPT_COMMITTED, NULL, &e) != 0))
             fz_die("receipt", e.msg);
-        if (i == 2 &&
-            pf_receipt_add(r, 3, h1, PF_RCPT_REJECTED, "manifest signature is invalid", &e) != 0)
+        if (i == 2 && pf_receipt_add(r, 3, h1, NULL, PF_RCPT_REJECTED,
+                                     "manifest signature is invalid", &e) != 0)
             fz_die("receipt", e.msg);
         fz_rng_reset(200 + (uint64_t)i);
         if (pf_receipt_write(r, fz.central, rdir, name, sizeof name, &e) != 0)

@@ -220,9 +220,10 @@ static int import_one(pf_importer *imp, struct cand_list *l, const struct candid
     snprintf(prefix, sizeof prefix, "%s%010" PRIu64 "-", STAGE_PREFIX, h->seq);
     pf_err_clear(&be);
     bool batched = imp->o.batch > 1;
-    if (pf_bundle_extract_vouched(src.fd, cand->path, imp->o.central, imp->o.keyring,
-                                  has_vouched ? vouched : NULL, dirfd, prefix,
-                                  batched ? PF_EXTRACT_NO_FSYNC : 0, &x, &be) != 0) {
+    if (pf_bundle_extract_vouched(
+            src.fd, cand->path, imp->o.central, imp->o.keyring, has_vouched ? vouched : NULL, dirfd,
+            prefix, PF_EXTRACT_HASH_FROM_TRAILER | (batched ? PF_EXTRACT_NO_FSYNC : 0u), &x,
+            &be) != 0) {
         if (be.status == PF_EINCOMPLETE) {
             c->incomplete++;
             imp_event(imp, PF_EV_DEBUG, "bundle=%s status=incomplete (%s); left for a later run",

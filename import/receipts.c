@@ -39,7 +39,10 @@ void imp_note_receipt(pf_importer *imp, struct cand_list *l, const struct candid
             return;
         imp->nrs++;
     }
-    pf_receipt_add(set->r, seq, hash, st, reason, &e);
+    /* A commitment names the header that was judged and imported (the
+     * same header hash as the state's row) beside the bundle hash. */
+    pf_receipt_add(set->r, seq, hash, st == PF_RCPT_COMMITTED ? cand->hdr.hash : NULL, st, reason,
+                   &e);
     int root = imp_export_root(l, cand);
     if (root < 0 || set->nroots >= MAX_RECEIPT_ROOTS)
         return;

@@ -502,6 +502,43 @@ expect_listing "hash differs: the other outbox is untouched" "$OBB" "$before"
 prune 0 "$OBA" "$T/hash/receipts"
 expect_stderr_contains "1 deleted"
 
+section "4c2. a stolen key's bundle whose trailer names ours: the receipt names its header, ours is kept"
+# The importer takes the bundle hash from the signed trailer (every chunk
+# authenticated: docs/FORMAT.md). A thief of the sensor key signs a trailer
+# naming the genuine seq 8's hash; the receipt also names the header the
+# importer judged, which the thief cannot share with the genuine bundle.
+OBG=$T/stolen/outbox
+OBK=$T/stolen/thief
+seal "$OBG" --seq 8 "$PF_IN/x1.pcap"
+seal "$OBK" --seq 8 "$PF_IN/x2.pcap"
+GNAME=$(bundles_in "$OBG")
+KNAME=$(bundles_in "$OBK")
+gsize=$(file_size "$OBG/$GNAME")
+# bundle hash and header hash, computed by b2sum (docs/FORMAT.md: the bytes
+# before the 118-byte trailer; the 233 + name length header bytes)
+G_HASH=$(head -c $((gsize - 118)) "$OBG/$GNAME" | b2sum -l 256 | cut -d ' ' -f 1)
+G_HDR=$(head -c $((233 + ${#S})) "$OBG/$GNAME" | b2sum -l 256 | cut -d ' ' -f 1)
+K_HDR=$(head -c $((233 + ${#S})) "$OBK/$KNAME" | b2sum -l 256 | cut -d ' ' -f 1)
+expect_true "retrail re-signs the thief's trailer" -- "$RETRAIL" "$OBK/$KNAME" "$SENSOR_KEY" "$G_HASH"
+# bundle verify hashes the bytes (public keys only: no AEAD to rely on)
+expect_exit 1 -- "$PCAPFERRY" bundle verify --keyring "$KEYRING" "$OBK/$KNAME"
+expect_stdout_contains "REJECTED: trailer hash does not match"
+imp 0 "$T/stolen/state" "$T/stolen/ingest" --receipts "$T/stolen/receipts" "$OBK"
+expect_stderr_contains "1 new"
+KR=$(find "$T/stolen/receipts" -name '*.receipt' | head -n 1)
+expect_true "the receipt is version 2" -- grep -q '"version": 2' "$KR"
+expect_true "the receipt carries the trailer's claim" -- grep -q "\"hash\": \"$G_HASH\"" "$KR"
+expect_true "...and the thief's header hash" -- grep -q "\"header_hash\": \"$K_HDR\"" "$KR"
+expect_false "...not the genuine header's" -- grep -q "$G_HDR" "$KR"
+before=$(dir_listing "$OBG")
+prune 1 "$OBG" "$T/stolen/receipts"
+expect_stderr_contains "is another bundle: kept"
+expect_stderr_contains "0 deleted, 0 already gone, 1 kept (hash differs)"
+expect_listing "stolen key: the genuine bundle stays in the outbox" "$OBG" "$before"
+# the genuine bundle, when it arrives, is the equivocation it is
+imp 1 "$T/stolen/state" "$T/stolen/ingest" --receipts "$T/stolen/receipts" "$OBG"
+expect_stderr_contains "signed two different bundles with seq 8"
+
 section "4d. a bundle the central host rejected is reported and kept"
 OBJ=$T/rej/outbox
 STJ=$T/rej/stick

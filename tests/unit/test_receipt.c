@@ -95,16 +95,16 @@ static void test_round_trip(void)
 
     pf_receipt *w = pf_receipt_new("sensor1");
     CHECK(w != NULL);
-    CHECK(pf_receipt_add(w, 1, h_a, PF_RCPT_COMMITTED, NULL, &e) == 0);
-    CHECK(pf_receipt_add(w, 2, h_b, PF_RCPT_REJECTED,
+    CHECK(pf_receipt_add(w, 1, h_a, h_b, PF_RCPT_COMMITTED, NULL, &e) == 0);
+    CHECK(pf_receipt_add(w, 2, h_b, NULL, PF_RCPT_REJECTED,
                          "sensor1-0000000002.pcapferry: chunk 3 failed authentication "
                          "(\"quoted\", back\\slash, ünïcode)",
                          &e) == 0);
-    CHECK(pf_receipt_add(w, UINT64_C(9000000000000000000), h_c, PF_RCPT_REJECTED, longreason, &e) ==
-          0);
+    CHECK(pf_receipt_add(w, UINT64_C(9000000000000000000), h_c, NULL, PF_RCPT_REJECTED, longreason,
+                         &e) == 0);
     /* more than the first allocation holds */
     for (uint64_t s = 10; s < 40; s++)
-        CHECK(pf_receipt_add(w, s, h_a, PF_RCPT_COMMITTED, "", &e) == 0);
+        CHECK(pf_receipt_add(w, s, h_a, h_c, PF_RCPT_COMMITTED, "", &e) == 0);
     CHECK(w->n == 33);
 
     CHECK(pf_receipt_write(w, fx.central, dir, name, sizeof name, &e) == 0);
@@ -146,6 +146,9 @@ static void test_round_trip(void)
         CHECK_MSG(r->v[i].seq == w->v[i].seq, "entry %zu", i);
         CHECK_MSG(memcmp(r->v[i].hash, w->v[i].hash, PF_HASH_BYTES) == 0, "entry %zu", i);
         CHECK_MSG(r->v[i].status == w->v[i].status, "entry %zu", i);
+        CHECK_MSG(r->v[i].has_header_hash == (r->v[i].status == PF_RCPT_COMMITTED), "entry %zu", i);
+        CHECK_MSG(memcmp(r->v[i].header_hash, w->v[i].header_hash, PF_HASH_BYTES) == 0, "entry %zu",
+                  i);
         CHECK_MSG(strcmp(r->v[i].reason, w->v[i].reason) == 0, "entry %zu: '%s' != '%s'", i,
                   r->v[i].reason, w->v[i].reason);
     }
@@ -178,6 +181,14 @@ static void test_round_trip(void)
     pf_err_clear(&e);
     CHECK(pf_receipt_write(w, fx.sensor, sub, name0, sizeof name0, &e) == -1);
     CHECK_ERR(e, PF_EUSAGE, "central key");
+    pf_receipt_free(w);
+
+    /* a commitment without the header it names is not written (version 2) */
+    w = pf_receipt_new("sensor1");
+    pf_err_clear(&e);
+    CHECK(pf_receipt_add(w, 1, h_a, NULL, PF_RCPT_COMMITTED, NULL, &e) == 0);
+    CHECK(pf_receipt_write(w, fx.central, sub, name0, sizeof name0, &e) == -1);
+    CHECK_ERR(e, PF_EENV, "no header hash");
     pf_receipt_free(w);
 
     /* the hand-made writer below produces what pf_receipt_read accepts */
@@ -317,7 +328,7 @@ static void test_tampering(void)
         pf_err e;
         pf_err_clear(&e);
         snprintf(sub, sizeof sub, "%s/other-central", dir);
-        CHECK(pf_receipt_add(w, 1, h_a, PF_RCPT_COMMITTED, NULL, &e) == 0);
+        CHECK(pf_receipt_add(w, 1, h_a, h_b, PF_RCPT_COMMITTED, NULL, &e) == 0);
         CHECK(pf_receipt_write(w, central2, sub, name, sizeof name, &e) == 0);
         snprintf(p, sizeof p, "%s/%s", sub, name);
         REFUSED(p, "signature is invalid");
@@ -515,7 +526,9 @@ static void test_malformed_signed(void)
         "\"central_key_id\": \"@ID@\", \"issued_ns\": 1, \"bundles\": @B@}",
         "{\"version\": 1, \"sensor\": \"sensor1\", \"central_key_id\": \"@ID@\", "
         "\"issued_ns\": 1, \"bundles\": @B@}",
-        "{\"type\": \"pcapferry-receipt\", \"version\": 2, \"sensor\": \"sensor1\", "
+        "{\"type\": \"pcapferry-receipt\", \"version\": 3, \"sensor\": \"sensor1\", "
+        "\"central_key_id\": \"@ID@\", \"issued_ns\": 1, \"bundles\": @B@}",
+        "{\"type\": \"pcapferry-receipt\", \"version\": 0, \"sensor\": \"sensor1\", "
         "\"central_key_id\": \"@ID@\", \"issued_ns\": 1, \"bundles\": @B@}",
         "{\"type\": \"pcapferry-receipt\", \"sensor\": \"sensor1\", "
         "\"central_key_id\": \"@ID@\", \"issued_ns\": 1, \"bundles\": @B@}",
@@ -555,7 +568,47 @@ static void test_malformed_signed(void)
         pf_err_clear(&e);
         CHECK(pf_receipt_read(signed_body(body), &fx.central->pub, &r, &e) == 0);
         CHECK_MSG(e.status == PF_OK, "%s", e.msg);
-        CHECK(r != NULL && r->n == 1 && r->v[0].seq == 1);
+        CHECK(r != NULL && r->n == 1 && r->v[0].seq == 1 && !r->v[0].has_header_hash);
+        pf_receipt_free(r);
+    }
+    /* version 2: a commitment must name its header hash, well formed; a
+     * version 1 receipt knows no header hash (an old reader would ignore it) */
+    const char *v2 = "{\"type\": \"pcapferry-receipt\", \"version\": 2, \"sensor\": "
+                     "\"sensor1\", \"central_key_id\": \"@ID@\", \"issued_ns\": 1, "
+                     "\"bundles\": @B@}";
+    const char *v1 = "{\"type\": \"pcapferry-receipt\", \"version\": 1, \"sensor\": "
+                     "\"sensor1\", \"central_key_id\": \"@ID@\", \"issued_ns\": 1, "
+                     "\"bundles\": @B@}";
+    subst(body, sizeof body, v2, arr1);
+    REFUSED(signed_body(body), "entry 0 names no header hash");
+    const char *badhh[] = {H63, HZZ, H66, ""};
+    for (size_t i = 0; i < sizeof badhh / sizeof badhh[0]; i++) {
+        snprintf(arr, sizeof arr,
+                 "[{\"seq\": 1, \"hash\": \"%s\", \"header_hash\": \"%s\", \"status\": "
+                 "\"committed\"}]",
+                 H1, badhh[i]);
+        subst(body, sizeof body, v2, arr);
+        REFUSED(signed_body(body), "entry 0 is malformed");
+    }
+    snprintf(arr, sizeof arr,
+             "[{\"seq\": 1, \"hash\": \"%s\", \"header_hash\": 7, \"status\": \"committed\"}]", H1);
+    subst(body, sizeof body, v2, arr);
+    REFUSED(signed_body(body), "entry 0 is malformed");
+    snprintf(arr, sizeof arr,
+             "[{\"seq\": 1, \"hash\": \"%s\", \"header_hash\": \"%s\", \"status\": "
+             "\"committed\"}, {\"seq\": 2, \"hash\": \"%s\", \"status\": \"rejected\"}]",
+             H1, "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100", H1);
+    subst(body, sizeof body, v1, arr);
+    REFUSED(signed_body(body), "entry 0 is malformed");
+    subst(body, sizeof body, v2, arr);
+    {
+        pf_receipt *r = NULL;
+        pf_err e;
+        pf_err_clear(&e);
+        CHECK(pf_receipt_read(signed_body(body), &fx.central->pub, &r, &e) == 0);
+        CHECK_MSG(e.status == PF_OK, "%s", e.msg);
+        CHECK(r != NULL && r->n == 2 && r->v[0].has_header_hash && r->v[0].header_hash[0] == 0xff &&
+              r->v[0].header_hash[31] == 0x00 && !r->v[1].has_header_hash);
         pf_receipt_free(r);
     }
     REFUSED(signed_body("not json at all"), "receipt content is malformed");

@@ -32,8 +32,21 @@ out:
     return rc;
 }
 
-/* Reads the whole content back; returns bytes read or -1 with e set. */
-static ssize_t unseal(const char *path, uint8_t *out, size_t cap, pf_err *e)
+static void params(pf_seal_params *p, uint64_t bound)
+{
+    memset(p, 0, sizeof *p);
+    p->seq = 1;
+    p->created_ns = 1;
+    p->chunk_size = PF_CHUNK_MIN_BYTES;
+    p->plain_len_max = bound;
+    p->level = 1;
+}
+
+/* Reads the whole content back; returns bytes read or -1 with e set. With
+ * from_trailer, the bundle hash comes from the verified trailer; hash (may
+ * be NULL) gets the bundle hash either way. */
+static ssize_t unseal_hash(const char *path, uint8_t *out, size_t cap, bool from_trailer,
+                           uint8_t *hash, pf_err *e)
 {
     pf_trust t;
     ssize_t total = -1;
@@ -42,6 +55,8 @@ static ssize_t unseal(const char *path, uint8_t *out, size_t cap, pf_err *e)
     pf_unsealer *u = pf_unsealer_new(fd, path, e);
     if (u == NULL)
         goto out;
+    if (from_trailer)
+        pf_unsealer_hash_from_trailer(u);
     if (pf_keyring_lookup(fx.keyring, pf_unsealer_header(u)->signer_id, &t, e) != 0 ||
         pf_unsealer_begin(u, &t.key, fx.central, e) != 0)
         goto out;
@@ -61,20 +76,85 @@ static ssize_t unseal(const char *path, uint8_t *out, size_t cap, pf_err *e)
         got += (size_t)n;
     }
     total = (ssize_t)got;
+    if (hash != NULL)
+        pf_unsealer_result(u, hash, NULL);
 out:
     pf_unsealer_free(u);
     close(fd);
     return total;
 }
 
-static void params(pf_seal_params *p, uint64_t bound)
+static ssize_t unseal(const char *path, uint8_t *out, size_t cap, pf_err *e)
 {
-    memset(p, 0, sizeof *p);
-    p->seq = 1;
-    p->created_ns = 1;
-    p->chunk_size = PF_CHUNK_MIN_BYTES;
-    p->plain_len_max = bound;
-    p->level = 1;
+    return unseal_hash(path, out, cap, false, NULL, e);
+}
+
+/* Taking the bundle hash from the trailer (the importer's way) refuses
+ * everything hashing refuses, except a trailer its signer re-signed with
+ * another hash: that one the AEAD cannot see, which is why receipts name
+ * the header hash too (test_receipt, import_hostile.sh). */
+static void test_hash_from_trailer(const uint8_t *data, size_t len, uint8_t *back)
+{
+    char path[PATH_MAX], bad[PATH_MAX];
+    pf_seal_params p;
+    pf_err e;
+    uint8_t sealed_hash[PF_HASH_BYTES], h1[PF_HASH_BYTES], h2[PF_HASH_BYTES];
+    fx_path(path, &fx, "t.bin");
+    fx_path(bad, &fx, "t-bad.bin");
+    params(&p, len + 1);
+    {
+        pf_err_clear(&e);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        pf_sealer *s = pf_sealer_new(fx.sensor, &fx.central->pub, &p, fd, path, &e);
+        CHECK(s != NULL && pf_sealer_write(s, data, len, &e) == 0 &&
+              pf_sealer_finish(s, sealed_hash, NULL, &e) == 0);
+        pf_sealer_free(s);
+        close(fd);
+    }
+    CHECK(unseal_hash(path, back, len + 1, false, h1, &e) == (ssize_t)len);
+    CHECK(unseal_hash(path, back, len + 1, true, h2, &e) == (ssize_t)len);
+    CHECK(memcmp(back, data, len) == 0);
+    CHECK(memcmp(h1, sealed_hash, sizeof h1) == 0 && memcmp(h2, sealed_hash, sizeof h2) == 0);
+
+    size_t blen;
+    uint8_t *b = fx_slurp(path, &blen);
+    size_t hlen = 0;
+    pf_header h;
+    CHECK(pf_header_prefix_len(b, &hlen, &e) == 0 && pf_header_decode(b, hlen, &h, &e) == 0);
+    size_t toff = blen - PF_TRAILER_BYTES;
+    /* every ciphertext byte, the length fields and the end marker: the chunk
+     * AEAD (or the framing) refuses, with no hash computed */
+    for (size_t pos = hlen; pos < toff; pos += 97) {
+        b[pos] ^= 0x04;
+        fx_spit(bad, b, blen);
+        b[pos] ^= 0x04;
+        CHECK_MSG(unseal_hash(bad, back, len + 1, true, NULL, &e) < 0, "byte %zu", pos);
+        CHECK_MSG(e.status == PF_EREJECT || e.status == PF_EINCOMPLETE, "byte %zu: %s", pos, e.msg);
+    }
+    /* the trailer's hash field: its signature covers it */
+    b[toff + PF_TRAILER_HASH_OFFSET + 5] ^= 0x01;
+    fx_spit(bad, b, blen);
+    b[toff + PF_TRAILER_HASH_OFFSET + 5] ^= 0x01;
+    CHECK(unseal_hash(bad, back, len + 1, false, NULL, &e) < 0);
+    CHECK_ERR(e, PF_EREJECT, "trailer hash does not match");
+    CHECK(unseal_hash(bad, back, len + 1, true, NULL, &e) < 0);
+    CHECK_ERR(e, PF_EREJECT, "trailer signature is invalid");
+    /* a trailer re-signed by the sensor's key, naming another hash: only
+     * hashing sees it; from the trailer, the claim is what comes back */
+    uint8_t other[PF_HASH_BYTES];
+    memset(other, 0xab, sizeof other);
+    pf_trailer_build(b + toff, &h, toff, other, fx.sensor->sign_sk);
+    fx_spit(bad, b, blen);
+    CHECK(unseal_hash(bad, back, len + 1, false, NULL, &e) < 0);
+    CHECK_ERR(e, PF_EREJECT, "trailer hash does not match");
+    CHECK(unseal_hash(bad, back, len + 1, true, h2, &e) == (ssize_t)len);
+    CHECK(memcmp(h2, other, sizeof other) == 0);
+    /* ...but its length field it cannot move: the body is what it is */
+    pf_trailer_build(b + toff, &h, toff - 1, sealed_hash, fx.sensor->sign_sk);
+    fx_spit(bad, b, blen);
+    CHECK(unseal_hash(bad, back, len + 1, true, NULL, &e) < 0);
+    CHECK_ERR(e, PF_EREJECT, "trailer length field");
+    free(b);
 }
 
 int main(void)
@@ -103,6 +183,8 @@ int main(void)
     p.workers = 2;
     CHECK(seal(path, data, big, &p, &fx.central->pub) == 0);
     CHECK(unseal(path, back, big + 1, &e) == (ssize_t)big && memcmp(back, data, big) == 0);
+
+    test_hash_from_trailer(data, 3 * PF_CHUNK_MIN_BYTES + 11, back);
 
     /* the sealer itself refuses to exceed its declared bound */
     params(&p, 100);
