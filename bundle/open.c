@@ -148,7 +148,9 @@ static int extract_file(struct archive *a, struct reader *r, int dirfd, struct s
     int fd = -1, rc = -1;
     uint64_t total = 0, ticket[2] = {0, 0};
     unsigned next = 0;
-    pf_writeback wb = {0, 0};
+    /* flushed early whether this file is fsynced here or (the importer's
+     * batches) with its file system */
+    pf_writeback wb = {.flush_early = true};
     pf_pcapcheck_init(&s->check);
     fd = openat(dirfd, s->stage, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -182,6 +184,7 @@ static int extract_file(struct archive *a, struct reader *r, int dirfd, struct s
                    s->name);
         goto out;
     }
+    pf_writeback_end(&wb);
     if (r->sync && fsync(fd) != 0) {
         pf_err_sys(e, errno, "%s: fsync failed", s->name);
         goto out;
@@ -189,6 +192,7 @@ static int extract_file(struct archive *a, struct reader *r, int dirfd, struct s
     pf_pcapcheck_final(&s->check);
     rc = 0;
 out:
+    pf_writeback_end(&wb);
     /* Also after a failure: the next file starts from a fresh hash. */
     pf_hasher_final(r->hash, s->hash);
     if (fd >= 0 && close(fd) != 0 && rc == 0)

@@ -137,6 +137,7 @@ pf_sealer *pf_sealer_new(const pf_seckey *sensor, const pf_pubkey *central, cons
         goto nomem;
     s->fd = fd;
     s->what = what;
+    s->wb.flush_early = true; /* the caller fsyncs the bundle when it is sealed */
     s->sign_sk = sensor->sign_sk;
     s->exceed_bound = p->test_exceed_bound;
     pf_header *h = &s->hdr;
@@ -290,6 +291,7 @@ int pf_sealer_finish(pf_sealer *s, uint8_t bundle_hash[PF_HASH_BYTES], uint64_t 
     if (pf_write_all(s->fd, trailer, sizeof trailer, s->what, e) != 0)
         return -1;
     s->bytes_out += sizeof trailer;
+    pf_writeback_end(&s->wb);
     if (bytes_out != NULL)
         *bytes_out = s->bytes_out;
     return 0;
@@ -303,6 +305,7 @@ void pf_sealer_free(pf_sealer *s)
         pf_pipe_cancel(&s->pipe);
         pthread_join(s->writer, NULL);
     }
+    pf_writeback_end(&s->wb);
     if (s->pipe_ready)
         pf_pipe_destroy(&s->pipe); /* wipes the compressed plaintext */
     pf_hasher_free(s->hash);       /* before the buffers it may still read */

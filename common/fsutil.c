@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/types.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,7 +346,7 @@ int pf_copy_fd_at(int in, const char *src, int dfd, const char *dstdir, const ch
     int out = -1, rc = -1;
     uint8_t *buf = NULL;
     bool tmp_made = false;
-    pf_writeback wb = {0, 0};
+    pf_writeback wb = {.flush_early = true}; /* fsynced below */
     off_t at = 0;
 
     if (pf_temp_name(tmp, sizeof tmp, name) != 0)
@@ -381,6 +382,7 @@ int pf_copy_fd_at(int in, const char *src, int dfd, const char *dstdir, const ch
         pf_writeback_note(out, &wb, (size_t)n);
         at += n;
     }
+    pf_writeback_end(&wb);
     if (fsync(out) != 0) {
         pf_err_sys(e, errno, "%s/%s: fsync failed", dstdir, tmp);
         goto out;
@@ -400,6 +402,7 @@ int pf_copy_fd_at(int in, const char *src, int dfd, const char *dstdir, const ch
         goto out;
     rc = 0;
 out:
+    pf_writeback_end(&wb);
     free(buf);
     if (out >= 0)
         close(out);
@@ -548,9 +551,88 @@ out:
     return rc;
 }
 
+struct pf_flusher {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int fd; /* a dup: the writer may close its own at any time */
+    bool pending, stop;
+};
+
+static void *flusher_main(void *arg)
+{
+    struct pf_flusher *f = arg;
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        while (!f->pending && !f->stop)
+            pthread_cond_wait(&f->cv, &f->mu);
+        if (!f->pending)
+            break; /* stopped, nothing asked for */
+        f->pending = false;
+        pthread_mutex_unlock(&f->mu);
+        (void)fdatasync(f->fd); /* a hint: the caller's own fsync reports errors */
+        pthread_mutex_lock(&f->mu);
+        if (f->stop)
+            break;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+static struct pf_flusher *flusher_start(int fd)
+{
+    struct pf_flusher *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return NULL;
+    f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (f->fd < 0)
+        goto fail;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    if (pthread_create(&f->thread, NULL, flusher_main, f) != 0) {
+        pthread_cond_destroy(&f->cv);
+        pthread_mutex_destroy(&f->mu);
+        close(f->fd);
+        goto fail;
+    }
+    return f;
+fail:
+    free(f);
+    return NULL;
+}
+
+void pf_writeback_end(pf_writeback *wb)
+{
+    struct pf_flusher *f = wb->flusher;
+    if (f == NULL)
+        return;
+    pthread_mutex_lock(&f->mu);
+    f->stop = true;
+    f->pending = false; /* the caller's fsync follows: no need to start another */
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    pthread_join(f->thread, NULL);
+    pthread_cond_destroy(&f->cv);
+    pthread_mutex_destroy(&f->mu);
+    close(f->fd);
+    free(f);
+    wb->flusher = NULL;
+}
+
 void pf_writeback_note(int fd, pf_writeback *wb, size_t n)
 {
     wb->written += n;
+    if (wb->flush_early && wb->written - wb->flushed >= PF_FLUSH_STEP) {
+        if (wb->flusher == NULL)
+            wb->flusher = flusher_start(fd); /* NULL: no early flushes, same result */
+        if (wb->flusher != NULL) {
+            pthread_mutex_lock(&wb->flusher->mu);
+            wb->flusher->pending = true; /* one flush under way is enough: they merge */
+            pthread_cond_signal(&wb->flusher->cv);
+            pthread_mutex_unlock(&wb->flusher->mu);
+        }
+        wb->flushed = wb->written;
+    }
     if (wb->written - wb->done < PF_WRITEBACK_STEP)
         return;
     uint64_t len = wb->written - wb->done;
