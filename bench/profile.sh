@@ -28,7 +28,7 @@ trap 'rm -rf "$w"' EXIT
 inbytes=$(cat "$corpus"/*.pcap | wc -c)
 
 cc -O2 -o "$w/primitives" "$root/bench/primitives.c" -lsodium -lzstd -lpcap
-"$w/primitives" "$(ls "$corpus"/*.pcap | head -1)" 3 >"$res/primitives.txt" 2>/dev/null
+PRIM_DIR="$w" "$w/primitives" "$(ls "$corpus"/*.pcap | head -1)" 3 >"$res/primitives.txt" 2>/dev/null
 
 # perf: by DSO, then the kernel's top symbols. Percentages of all samples.
 profile() { # name command...
