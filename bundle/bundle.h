@@ -89,11 +89,14 @@ pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const char
 /* The same, where `vouched` (NULL: none) is a bundle hash the caller's own
  * state vouches for, e.g. the importer's hash chain: a bundle of a key
  * revoked after seq N with seq <= N is accepted only when its hash, computed
- * before anything is decrypted, is vouched for here or in the revocation. */
+ * before anything is decrypted, is vouched for here or in the revocation.
+ * `proof` (NULL: none) is the caller's own verification of the header
+ * signature (pf_header_verify_proof); the header read from fd is verified
+ * again unless it is byte for byte the one proved, under the same key. */
 __attribute__((warn_unused_result)) int
 pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central, const char *keyring,
-                          const uint8_t *vouched, int stage_dirfd, const char *stage_prefix,
-                          unsigned flags, pf_extracted *out, pf_err *e);
+                          const uint8_t *vouched, const pf_header_proof *proof, int stage_dirfd,
+                          const char *stage_prefix, unsigned flags, pf_extracted *out, pf_err *e);
 /* flags: the caller makes the staged files durable itself (the importer's
  * group commit: one syncfs for a batch of bundles), so each is not fsynced
  * here. Without it every staged file is fsynced before this returns. */
@@ -111,6 +114,13 @@ __attribute__((warn_unused_result)) int pf_bundle_open(const char *path, const p
  * the header signature (and only that one). */
 __attribute__((warn_unused_result)) int pf_bundle_trust(const char *keyring, const pf_header *h,
                                                         pf_trust *t, bool *need_vouch, pf_err *e);
+/* The same, where the header signature is not verified again when proof
+ * (NULL: none) was made for exactly these header bytes and the key found
+ * (pf_header_proof_covers). On success *made (NULL: not wanted) proves the
+ * header for whoever reads it next. */
+__attribute__((warn_unused_result)) int
+pf_bundle_trust_proved(const char *keyring, const pf_header *h, const pf_header_proof *proof,
+                       pf_header_proof *made, pf_trust *t, bool *need_vouch, pf_err *e);
 /* The error for a revoked key's bundle that nothing vouches for. */
 int pf_bundle_not_vouched(const char *what, const pf_trust *t, const pf_header *h, pf_err *e);
 /* The bundle hash of the complete bundle on fd (pread: the offset does not

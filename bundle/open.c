@@ -237,12 +237,13 @@ static int check_against_manifest(const pf_manifest *m, const struct staged *st,
 int pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const char *keyring,
                       int stage_dirfd, const char *stage_prefix, pf_extracted *out, pf_err *e)
 {
-    return pf_bundle_extract_vouched(fd, what, central, keyring, NULL, stage_dirfd, stage_prefix, 0,
-                                     out, e);
+    return pf_bundle_extract_vouched(fd, what, central, keyring, NULL, NULL, stage_dirfd,
+                                     stage_prefix, 0, out, e);
 }
 
 int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central,
-                              const char *keyring, const uint8_t *vouched, int stage_dirfd,
+                              const char *keyring, const uint8_t *vouched,
+                              const pf_header_proof *proof, int stage_dirfd,
                               const char *stage_prefix, unsigned flags, pf_extracted *out,
                               pf_err *e)
 {
@@ -277,7 +278,8 @@ int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central
         goto out;
     }
     const pf_trust *trust = trustp;
-    if (pf_bundle_trust(keyring, h, trustp, &need_vouch, e) != 0) {
+    pf_header_proof proved; /* the header u read, under trust->key */
+    if (pf_bundle_trust_proved(keyring, h, proof, &proved, trustp, &need_vouch, e) != 0) {
         pf_err_prefix(e, "%s: ", what);
         goto out;
     }
@@ -293,7 +295,8 @@ int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central
             goto out;
         }
     }
-    if (pf_unsealer_begin(u, &trust->key, central, e) != 0)
+    /* h is the unsealer's own header: verified once above, not again */
+    if (pf_unsealer_begin_proved(u, &trust->key, central, &proved, e) != 0)
         goto out;
 
     r.u = u;

@@ -56,6 +56,12 @@ const pf_header *pf_unsealer_header(const pf_unsealer *u);
  * stream key. Must succeed before pf_unsealer_read. */
 __attribute__((warn_unused_result)) int pf_unsealer_begin(pf_unsealer *u, const pf_pubkey *sensor,
                                                           const pf_seckey *central, pf_err *e);
+/* The same, where the header signature is not verified again when proof
+ * (NULL: none) was made for exactly the header bytes this unsealer read and
+ * for sensor's key (pf_header_verify_once). */
+__attribute__((warn_unused_result)) int
+pf_unsealer_begin_proved(pf_unsealer *u, const pf_pubkey *sensor, const pf_seckey *central,
+                         const pf_header_proof *proof, pf_err *e);
 /* Authenticated, decompressed content. Returns 0 only once the trailer has
  * been verified and the file has ended exactly there. */
 __attribute__((warn_unused_result)) ssize_t pf_unsealer_read(pf_unsealer *u, void *buf, size_t len,

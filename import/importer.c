@@ -129,10 +129,12 @@ static int import_one(pf_importer *imp, struct cand_list *l, const struct candid
      * (sensor, seq) means anything, and blamed on the key's own sensor (no
      * receipt: it names the other sensor's seq). */
     pf_trust tr;
-    pf_err auth; /* why the header is not authenticated */
+    pf_header_proof proof; /* extraction does not verify these bytes again */
+    pf_err auth;           /* why the header is not authenticated */
     pf_err_clear(&auth);
+    memset(&proof, 0, sizeof proof);
     bool signed_ok = pf_keyring_lookup(imp->o.keyring, h->signer_id, &tr, &auth) == 0 &&
-                     pf_header_verify(h, tr.key.sign_pk, &auth) == 0;
+                     pf_header_verify_proof(h, tr.key.sign_pk, &proof, &auth) == 0;
     if (!signed_ok && auth.status == PF_EENV) {
         *e = auth;
         goto out;
@@ -221,7 +223,7 @@ static int import_one(pf_importer *imp, struct cand_list *l, const struct candid
     pf_err_clear(&be);
     bool batched = imp->o.batch > 1;
     if (pf_bundle_extract_vouched(src.fd, cand->path, imp->o.central, imp->o.keyring,
-                                  has_vouched ? vouched : NULL, dirfd, prefix,
+                                  has_vouched ? vouched : NULL, &proof, dirfd, prefix,
                                   batched ? PF_EXTRACT_NO_FSYNC : 0, &x, &be) != 0) {
         if (be.status == PF_EINCOMPLETE) {
             c->incomplete++;

@@ -1,6 +1,7 @@
 /* The sealed stream below the tar layer: round trips across chunk
  * boundaries, the zstd window bound, the content bound, and keys. */
 #include "fixture.h"
+#include "bundle/hasher.h"
 
 static fixture fx;
 
@@ -32,8 +33,10 @@ out:
     return rc;
 }
 
-/* Reads the whole content back; returns bytes read or -1 with e set. */
-static ssize_t unseal(const char *path, uint8_t *out, size_t cap, pf_err *e)
+/* Reads the whole content back; returns bytes read or -1 with e set.
+ * With proof, the header signature check is the one proof may spare. */
+static ssize_t unseal_proved(const char *path, uint8_t *out, size_t cap,
+                             const pf_header_proof *proof, pf_err *e)
 {
     pf_trust t;
     ssize_t total = -1;
@@ -43,7 +46,7 @@ static ssize_t unseal(const char *path, uint8_t *out, size_t cap, pf_err *e)
     if (u == NULL)
         goto out;
     if (pf_keyring_lookup(fx.keyring, pf_unsealer_header(u)->signer_id, &t, e) != 0 ||
-        pf_unsealer_begin(u, &t.key, fx.central, e) != 0)
+        pf_unsealer_begin_proved(u, &t.key, fx.central, proof, e) != 0)
         goto out;
     size_t got = 0;
     for (;;) {
@@ -65,6 +68,35 @@ out:
     pf_unsealer_free(u);
     close(fd);
     return total;
+}
+
+static ssize_t unseal(const char *path, uint8_t *out, size_t cap, pf_err *e)
+{
+    return unseal_proved(path, out, cap, NULL, e);
+}
+
+/* The header of the bundle at path, as a reader decodes it. */
+static int read_header(const char *path, pf_header *h)
+{
+    pf_err e;
+    pf_err_clear(&e);
+    int fd = open(path, O_RDONLY);
+    pf_unsealer *u = pf_unsealer_new(fd, path, &e);
+    if (u != NULL)
+        *h = *pf_unsealer_header(u);
+    pf_unsealer_free(u);
+    close(fd);
+    return u != NULL ? 0 : -1;
+}
+
+static void flip_byte(const char *path, off_t at)
+{
+    uint8_t b;
+    int fd = open(path, O_RDWR);
+    CHECK(pread(fd, &b, 1, at) == 1);
+    b ^= 0x40;
+    CHECK(pwrite(fd, &b, 1, at) == 1);
+    close(fd);
 }
 
 static void params(pf_seal_params *p, uint64_t bound)
@@ -103,6 +135,54 @@ int main(void)
     p.workers = 2;
     CHECK(seal(path, data, big, &p, &fx.central->pub) == 0);
     CHECK(unseal(path, back, big + 1, &e) == (ssize_t)big && memcmp(back, data, big) == 0);
+
+    /* Over 1 MiB of bundle the reader runs on a thread of its own, with
+     * every pipe buffer in flight (4 KiB chunks); below, in the caller's
+     * thread: both paths read the same content and refuse the same damage. */
+    size_t huge = (3u << 19) + 4321;
+    uint8_t *hdata = malloc(huge), *hback = malloc(huge + 1);
+    randombytes_buf_deterministic(hdata, huge, (const uint8_t *)"abcdef0123456789abcdef0123456789");
+    params(&p, huge);
+    CHECK(seal(path, hdata, huge, &p, &fx.central->pub) == 0);
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0 && sb.st_size > (off_t)PF_HASHER_THREAD_MIN_BYTES);
+    ssize_t hn = unseal(path, hback, huge + 1, &e);
+    CHECK_MSG(hn == (ssize_t)huge && memcmp(hback, hdata, huge) == 0, "threaded: got %zd (%s)", hn,
+              e.msg);
+    flip_byte(path, sb.st_size / 2);
+    CHECK(unseal(path, hback, huge + 1, &e) < 0);
+    CHECK_ERR(e, PF_EREJECT, "fails authentication");
+    params(&p, big);
+    CHECK(seal(path, data, big, &p, &fx.central->pub) == 0);
+    CHECK(stat(path, &sb) == 0 && sb.st_size < (off_t)PF_HASHER_THREAD_MIN_BYTES);
+    flip_byte(path, sb.st_size / 2);
+    CHECK(unseal(path, back, big + 1, &e) < 0);
+    CHECK_ERR(e, PF_EREJECT, "fails authentication");
+    free(hdata);
+    free(hback);
+
+    /* A proof of the header spares the unsealer only that header under that
+     * key: a forged header with the genuine header's proof is refused. */
+    pf_header genuine;
+    pf_header_proof proof;
+    params(&p, big);
+    CHECK(seal(path, data, big, &p, &fx.central->pub) == 0);
+    CHECK(read_header(path, &genuine) == 0);
+    pf_err_clear(&e);
+    CHECK(pf_header_verify_proof(&genuine, fx.sensor->pub.sign_pk, &proof, &e) == 0);
+    CHECK(unseal_proved(path, back, big + 1, &proof, &e) == (ssize_t)big &&
+          memcmp(back, data, big) == 0);
+    flip_byte(path, (off_t)genuine.raw_len - 1); /* the header signature */
+    CHECK(unseal_proved(path, back, big + 1, &proof, &e) < 0);
+    CHECK_ERR(e, PF_EREJECT, "header signature is invalid");
+    /* ... and so is one whose proof names another key */
+    pf_header forged;
+    CHECK(read_header(path, &forged) == 0);
+    proof.valid = true;
+    crypto_generichash(proof.hash, sizeof proof.hash, forged.raw, forged.raw_len, NULL, 0);
+    memcpy(proof.sign_pk, fx.central->pub.sign_pk, sizeof proof.sign_pk);
+    CHECK(unseal_proved(path, back, big + 1, &proof, &e) < 0);
+    CHECK_ERR(e, PF_EREJECT, "header signature is invalid");
 
     /* the sealer itself refuses to exceed its declared bound */
     params(&p, 100);
