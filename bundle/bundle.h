@@ -86,17 +86,26 @@ void pf_extracted_clear(pf_extracted *x);
 __attribute__((warn_unused_result)) int
 pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const char *keyring,
                   int stage_dirfd, const char *stage_prefix, pf_extracted *out, pf_err *e);
-/* The same, where `vouched` (NULL: none) is a bundle hash the caller's own
- * state vouches for, e.g. the importer's hash chain: a bundle of a key
- * revoked after seq N with seq <= N is accepted only when its hash, computed
- * before anything is decrypted, is vouched for here or in the revocation.
- * `proof` (NULL: none) is the caller's own verification of the header
- * signature (pf_header_verify_proof); the header read from fd is verified
- * again unless it is byte for byte the one proved, under the same key. */
+/* What the importer adds to pf_bundle_extract; zero-initialised: nothing. */
+typedef struct pf_extract_opts {
+    /* A bundle hash the caller's own state vouches for (NULL: none), e.g.
+     * the importer's hash chain: a bundle of a key revoked after seq N with
+     * seq <= N is accepted only when its hash, computed before anything is
+     * decrypted, is vouched for here or in the revocation. */
+    const uint8_t *vouched;
+    /* The caller's own verification of the header signature (NULL: none,
+     * pf_header_verify_proof): the header read from fd is verified again
+     * unless it is byte for byte the one proved, under the same key. */
+    const pf_header_proof *proof;
+    /* Parts reused from one bundle to the next (NULL: none). */
+    struct pf_unseal_ctx *reuse;
+    unsigned flags; /* PF_EXTRACT_* */
+} pf_extract_opts;
+
 __attribute__((warn_unused_result)) int
-pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central, const char *keyring,
-                          const uint8_t *vouched, const pf_header_proof *proof, int stage_dirfd,
-                          const char *stage_prefix, unsigned flags, pf_extracted *out, pf_err *e);
+pf_bundle_extract_opts(int fd, const char *what, const pf_seckey *central, const char *keyring,
+                       int stage_dirfd, const char *stage_prefix, const pf_extract_opts *o,
+                       pf_extracted *out, pf_err *e);
 /* flags: the caller makes the staged files durable itself (the importer's
  * group commit: one syncfs for a batch of bundles), so each is not fsynced
  * here. Without it every staged file is fsynced before this returns. */

@@ -237,15 +237,14 @@ static int check_against_manifest(const pf_manifest *m, const struct staged *st,
 int pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const char *keyring,
                       int stage_dirfd, const char *stage_prefix, pf_extracted *out, pf_err *e)
 {
-    return pf_bundle_extract_vouched(fd, what, central, keyring, NULL, NULL, stage_dirfd,
-                                     stage_prefix, 0, out, e);
+    const pf_extract_opts none = {0};
+    return pf_bundle_extract_opts(fd, what, central, keyring, stage_dirfd, stage_prefix, &none, out,
+                                  e);
 }
 
-int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central,
-                              const char *keyring, const uint8_t *vouched,
-                              const pf_header_proof *proof, int stage_dirfd,
-                              const char *stage_prefix, unsigned flags, pf_extracted *out,
-                              pf_err *e)
+int pf_bundle_extract_opts(int fd, const char *what, const pf_seckey *central, const char *keyring,
+                           int stage_dirfd, const char *stage_prefix, const pf_extract_opts *o,
+                           pf_extracted *out, pf_err *e)
 {
     pf_unsealer *u = NULL;
     struct archive *a = NULL;
@@ -257,12 +256,13 @@ int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central
     pf_trust *trustp = NULL;
     bool need_vouch = false;
     uint8_t vouched_bh[PF_HASH_BYTES];
-    struct reader r = {.e = e, .sync = (flags & PF_EXTRACT_NO_FSYNC) == 0};
+    struct reader r = {.e = e, .sync = (o->flags & PF_EXTRACT_NO_FSYNC) == 0};
+    const uint8_t *vouched = o->vouched;
     int rc = -1;
 
     memset(out, 0, sizeof *out);
     /* Cheapest checks first: header shape, recipient, trust, signature. */
-    u = pf_unsealer_new(fd, what, e);
+    u = pf_unsealer_new_ctx(fd, what, o->reuse, e);
     if (u == NULL)
         goto out;
     const pf_header *h = pf_unsealer_header(u);
@@ -279,7 +279,7 @@ int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central
     }
     const pf_trust *trust = trustp;
     pf_header_proof proved; /* the header u read, under trust->key */
-    if (pf_bundle_trust_proved(keyring, h, proof, &proved, trustp, &need_vouch, e) != 0) {
+    if (pf_bundle_trust_proved(keyring, h, o->proof, &proved, trustp, &need_vouch, e) != 0) {
         pf_err_prefix(e, "%s: ", what);
         goto out;
     }

@@ -49,8 +49,20 @@ void pf_sealer_free(pf_sealer *s);
 
 typedef struct pf_unsealer pf_unsealer;
 
+/* Parts one unsealer after another can reuse (an import of many small
+ * bundles): the sodium_malloc area for the stream state and keys, wiped
+ * after every bundle, the zstd context and the ciphertext buffers. One
+ * unsealer at a time borrows them; another one meanwhile makes its own.
+ * NULL only when out of memory. */
+typedef struct pf_unseal_ctx pf_unseal_ctx;
+pf_unseal_ctx *pf_unseal_ctx_new(void);
+/* After every unsealer that borrowed from it is freed. */
+void pf_unseal_ctx_free(pf_unseal_ctx *c);
+
 /* Reads and decodes the header; nothing is trusted yet. */
 pf_unsealer *pf_unsealer_new(int fd, const char *what, pf_err *e);
+/* The same, borrowing ctx's parts (NULL: none) until pf_unsealer_free. */
+pf_unsealer *pf_unsealer_new_ctx(int fd, const char *what, pf_unseal_ctx *ctx, pf_err *e);
 const pf_header *pf_unsealer_header(const pf_unsealer *u);
 /* Checks recipient and signer ids, the header signature, and derives the
  * stream key. Must succeed before pf_unsealer_read. */

@@ -26,8 +26,20 @@ struct unseal_secrets {
     uint8_t key[crypto_secretstream_xchacha20poly1305_KEYBYTES];
 };
 
+/* What one unsealer after another can borrow instead of making its own
+ * (pf_unseal_ctx_new): the secret area, the zstd context and the
+ * ciphertext buffers. */
+struct pf_unseal_ctx {
+    struct unseal_secrets *sec; /* sodium_malloc; wiped when each bundle is done */
+    ZSTD_DCtx *zd;
+    uint8_t *wire[2]; /* ciphertext only: never wiped */
+    size_t wire_cap;
+    bool busy; /* lent to an unsealer now */
+};
+
 struct pf_unsealer {
     int fd;
+    pf_unseal_ctx *ctx; /* lent its parts to this unsealer, or NULL */
     const char *what;
     pf_header hdr;
     uint8_t sign_pk[PF_SIGN_PK_BYTES];
@@ -77,7 +89,37 @@ static int take(pf_unsealer *u, void *buf, size_t n, uint64_t *ticket, const cha
     return 0;
 }
 
+pf_unseal_ctx *pf_unseal_ctx_new(void)
+{
+    pf_unseal_ctx *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->sec = sodium_malloc(sizeof *c->sec);
+    c->zd = ZSTD_createDCtx();
+    if (c->sec == NULL || c->zd == NULL) {
+        pf_unseal_ctx_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void pf_unseal_ctx_free(pf_unseal_ctx *c)
+{
+    if (c == NULL)
+        return;
+    sodium_free(c->sec);
+    ZSTD_freeDCtx(c->zd);
+    free(c->wire[0]);
+    free(c->wire[1]);
+    free(c);
+}
+
 pf_unsealer *pf_unsealer_new(int fd, const char *what, pf_err *e)
+{
+    return pf_unsealer_new_ctx(fd, what, NULL, e);
+}
+
+pf_unsealer *pf_unsealer_new_ctx(int fd, const char *what, pf_unseal_ctx *ctx, pf_err *e)
 {
     uint8_t raw[PF_HEADER_MAX_BYTES];
     size_t total = 0;
@@ -94,7 +136,13 @@ pf_unsealer *pf_unsealer_new(int fd, const char *what, pf_err *e)
     u->hash = pf_hasher_new_sized(size);
     /* a file still growing only loses the overlap, never a check */
     u->inline_reader = size < PF_UNSEAL_THREAD_MIN_BYTES;
-    u->sec = sodium_malloc(sizeof *u->sec);
+    if (ctx != NULL && !ctx->busy) {
+        ctx->busy = true;
+        u->ctx = ctx;
+        u->sec = ctx->sec;
+    } else {
+        u->sec = sodium_malloc(sizeof *u->sec);
+    }
     if (u->hash == NULL || u->sec == NULL) {
         pf_err_set(e, PF_EENV, "out of memory");
         goto fail;
@@ -168,9 +216,28 @@ int pf_unsealer_begin_proved(pf_unsealer *u, const pf_pubkey *sensor, const pf_s
         goto out;
     }
     memcpy(u->sign_pk, sensor->sign_pk, sizeof u->sign_pk);
-    u->wire[0] = malloc((size_t)h->chunk_size + PF_CHUNK_ABYTES);
-    u->wire[1] = malloc((size_t)h->chunk_size + PF_CHUNK_ABYTES);
-    u->zd = ZSTD_createDCtx();
+    size_t wire_len = (size_t)h->chunk_size + PF_CHUNK_ABYTES;
+    if (u->ctx != NULL) {
+        pf_unseal_ctx *c = u->ctx;
+        if (c->wire_cap < wire_len) {
+            free(c->wire[0]);
+            free(c->wire[1]);
+            c->wire[0] = malloc(wire_len);
+            c->wire[1] = malloc(wire_len);
+            c->wire_cap = c->wire[0] != NULL && c->wire[1] != NULL ? wire_len : 0;
+        }
+        if (c->wire_cap >= wire_len) {
+            u->wire[0] = c->wire[0];
+            u->wire[1] = c->wire[1];
+        }
+        /* the last bundle's frame and parameters are forgotten */
+        if (!ZSTD_isError(ZSTD_DCtx_reset(c->zd, ZSTD_reset_session_and_parameters)))
+            u->zd = c->zd;
+    } else {
+        u->wire[0] = malloc(wire_len);
+        u->wire[1] = malloc(wire_len);
+        u->zd = ZSTD_createDCtx();
+    }
     u->pipe_ready = true; /* destroy copes with a half-made pipe */
     /* inline, each chunk is given back before the next is decrypted */
     if (pf_pipe_init_n(&u->pipe, h->chunk_size, u->inline_reader ? 1 : PF_PIPE_BUFFERS, e) != 0)
@@ -422,9 +489,15 @@ void pf_unsealer_free(pf_unsealer *u)
     if (u->pipe_ready)
         pf_pipe_destroy(&u->pipe); /* wipes the decrypted chunks */
     pf_hasher_free(u->hash);       /* before the buffers it may still read */
-    sodium_free(u->sec);           /* wipes the stream state */
-    ZSTD_freeDCtx(u->zd);
-    free(u->wire[0]);
-    free(u->wire[1]);
+    if (u->ctx != NULL) {
+        /* lent: wiped for the next bundle, not freed */
+        sodium_memzero(u->sec, sizeof *u->sec);
+        u->ctx->busy = false;
+    } else {
+        sodium_free(u->sec); /* wipes the stream state */
+        ZSTD_freeDCtx(u->zd);
+        free(u->wire[0]);
+        free(u->wire[1]);
+    }
     free(u);
 }

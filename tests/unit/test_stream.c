@@ -35,6 +35,8 @@ out:
 
 /* Reads the whole content back; returns bytes read or -1 with e set.
  * With proof, the header signature check is the one proof may spare. */
+static pf_unseal_ctx *reuse; /* when set, every unseal borrows from it */
+
 static ssize_t unseal_proved(const char *path, uint8_t *out, size_t cap,
                              const pf_header_proof *proof, pf_err *e)
 {
@@ -42,7 +44,7 @@ static ssize_t unseal_proved(const char *path, uint8_t *out, size_t cap,
     ssize_t total = -1;
     int fd = open(path, O_RDONLY);
     pf_err_clear(e);
-    pf_unsealer *u = pf_unsealer_new(fd, path, e);
+    pf_unsealer *u = pf_unsealer_new_ctx(fd, path, reuse, e);
     if (u == NULL)
         goto out;
     if (pf_keyring_lookup(fx.keyring, pf_unsealer_header(u)->signer_id, &t, e) != 0 ||
@@ -183,6 +185,62 @@ int main(void)
     memcpy(proof.sign_pk, fx.central->pub.sign_pk, sizeof proof.sign_pk);
     CHECK(unseal_proved(path, back, big + 1, &proof, &e) < 0);
     CHECK_ERR(e, PF_EREJECT, "header signature is invalid");
+
+    /* One reused context for bundle after bundle: a failure (tampered
+     * chunk, bomb) in between leaves nothing behind for the next one, a
+     * larger chunk size gets larger buffers, and a second unsealer while
+     * one borrows makes its own parts. */
+    reuse = pf_unseal_ctx_new();
+    CHECK(reuse != NULL);
+    for (int round = 0; round < 2; round++) {
+        params(&p, big);
+        p.chunk_size = round == 0 ? PF_CHUNK_MIN_BYTES : 4 * PF_CHUNK_MIN_BYTES;
+        CHECK(seal(path, data, big, &p, &fx.central->pub) == 0);
+        ssize_t n = unseal(path, back, big + 1, &e);
+        CHECK_MSG(n == (ssize_t)big && memcmp(back, data, big) == 0, "reused, round %d: %s", round,
+                  e.msg);
+        CHECK(stat(path, &sb) == 0);
+        flip_byte(path, sb.st_size / 2);
+        CHECK(unseal(path, back, big + 1, &e) < 0);
+        CHECK_ERR(e, PF_EREJECT, "fails authentication");
+    }
+    params(&p, big);
+    CHECK(seal(path, data, big, &p, &fx.central->pub) == 0);
+    int fd1 = open(path, O_RDONLY), fd2 = open(path, O_RDONLY);
+    pf_err e2;
+    pf_err_clear(&e);
+    pf_err_clear(&e2);
+    pf_unsealer *u1 = pf_unsealer_new_ctx(fd1, path, reuse, &e);
+    pf_unsealer *u2 = pf_unsealer_new_ctx(fd2, path, reuse, &e2);
+    pf_trust tr;
+    CHECK(u1 != NULL && u2 != NULL);
+    CHECK(pf_keyring_lookup(fx.keyring, pf_unsealer_header(u1)->signer_id, &tr, &e) == 0);
+    CHECK(pf_unsealer_begin(u1, &tr.key, fx.central, &e) == 0);
+    CHECK(pf_unsealer_begin(u2, &tr.key, fx.central, &e2) == 0);
+    size_t got1 = 0, got2 = 0;
+    for (bool more = true; more;) {
+        uint8_t b1[700], b2[900];
+        ssize_t n1 = pf_unsealer_read(u1, b1, sizeof b1, &e);
+        ssize_t n2 = pf_unsealer_read(u2, b2, sizeof b2, &e2);
+        CHECK(n1 >= 0 && n2 >= 0);
+        if (n1 > 0) {
+            CHECK(got1 + (size_t)n1 <= big && memcmp(b1, data + got1, (size_t)n1) == 0);
+            got1 += (size_t)n1;
+        }
+        if (n2 > 0) {
+            CHECK(got2 + (size_t)n2 <= big && memcmp(b2, data + got2, (size_t)n2) == 0);
+            got2 += (size_t)n2;
+        }
+        more = n1 > 0 || n2 > 0;
+    }
+    CHECK(got1 == big && got2 == big);
+    pf_unsealer_free(u1);
+    pf_unsealer_free(u2);
+    close(fd1);
+    close(fd2);
+    CHECK(unseal(path, back, big + 1, &e) == (ssize_t)big && memcmp(back, data, big) == 0);
+    pf_unseal_ctx_free(reuse);
+    reuse = NULL;
 
     /* the sealer itself refuses to exceed its declared bound */
     params(&p, 100);
