@@ -86,14 +86,26 @@ void pf_extracted_clear(pf_extracted *x);
 __attribute__((warn_unused_result)) int
 pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const char *keyring,
                   int stage_dirfd, const char *stage_prefix, pf_extracted *out, pf_err *e);
-/* The same, where `vouched` (NULL: none) is a bundle hash the caller's own
- * state vouches for, e.g. the importer's hash chain: a bundle of a key
- * revoked after seq N with seq <= N is accepted only when its hash, computed
- * before anything is decrypted, is vouched for here or in the revocation. */
+/* What the importer adds to pf_bundle_extract; zero-initialised: nothing. */
+typedef struct pf_extract_opts {
+    /* A bundle hash the caller's own state vouches for (NULL: none), e.g.
+     * the importer's hash chain: a bundle of a key revoked after seq N with
+     * seq <= N is accepted only when its hash, computed before anything is
+     * decrypted, is vouched for here or in the revocation. */
+    const uint8_t *vouched;
+    /* The caller's own verification of the header signature (NULL: none,
+     * pf_header_verify_proof): the header read from fd is verified again
+     * unless it is byte for byte the one proved, under the same key. */
+    const pf_header_proof *proof;
+    /* Parts reused from one bundle to the next (NULL: none). */
+    struct pf_unseal_ctx *reuse;
+    unsigned flags; /* PF_EXTRACT_* */
+} pf_extract_opts;
+
 __attribute__((warn_unused_result)) int
-pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central, const char *keyring,
-                          const uint8_t *vouched, int stage_dirfd, const char *stage_prefix,
-                          unsigned flags, pf_extracted *out, pf_err *e);
+pf_bundle_extract_opts(int fd, const char *what, const pf_seckey *central, const char *keyring,
+                       int stage_dirfd, const char *stage_prefix, const pf_extract_opts *o,
+                       pf_extracted *out, pf_err *e);
 /* flags: the caller makes the staged files durable itself (the importer's
  * group commit: one syncfs for a batch of bundles), so each is not fsynced
  * here. Without it every staged file is fsynced before this returns. */
@@ -117,6 +129,13 @@ __attribute__((warn_unused_result)) int pf_bundle_open(const char *path, const p
  * the header signature (and only that one). */
 __attribute__((warn_unused_result)) int pf_bundle_trust(const char *keyring, const pf_header *h,
                                                         pf_trust *t, bool *need_vouch, pf_err *e);
+/* The same, where the header signature is not verified again when proof
+ * (NULL: none) was made for exactly these header bytes and the key found
+ * (pf_header_proof_covers). On success *made (NULL: not wanted) proves the
+ * header for whoever reads it next. */
+__attribute__((warn_unused_result)) int
+pf_bundle_trust_proved(const char *keyring, const pf_header *h, const pf_header_proof *proof,
+                       pf_header_proof *made, pf_trust *t, bool *need_vouch, pf_err *e);
 /* The error for a revoked key's bundle that nothing vouches for. */
 int pf_bundle_not_vouched(const char *what, const pf_trust *t, const pf_header *h, pf_err *e);
 /* The bundle hash of the complete bundle on fd (pread: the offset does not

@@ -172,6 +172,40 @@ int pf_header_verify(const pf_header *h, const uint8_t sign_pk[PF_SIGN_PK_BYTES]
     return 0;
 }
 
+int pf_header_verify_proof(const pf_header *h, const uint8_t sign_pk[PF_SIGN_PK_BYTES],
+                           pf_header_proof *proof, pf_err *e)
+{
+    memset(proof, 0, sizeof *proof);
+    if (pf_header_verify(h, sign_pk, e) != 0)
+        return -1;
+    /* the hash of the bytes just verified, not the one the struct carries:
+     * a caller may have built h by hand */
+    crypto_generichash(proof->hash, sizeof proof->hash, h->raw, h->raw_len, NULL, 0);
+    memcpy(proof->sign_pk, sign_pk, sizeof proof->sign_pk);
+    proof->valid = true;
+    return 0;
+}
+
+bool pf_header_proof_covers(const pf_header_proof *proof, const pf_header *h,
+                            const uint8_t sign_pk[PF_SIGN_PK_BYTES])
+{
+    uint8_t hash[PF_HASH_BYTES];
+    if (proof == NULL || !proof->valid || h->raw_len > sizeof h->raw)
+        return false;
+    /* hashed here from the bytes the signature check would read */
+    crypto_generichash(hash, sizeof hash, h->raw, h->raw_len, NULL, 0);
+    return sodium_memcmp(hash, proof->hash, sizeof hash) == 0 &&
+           sodium_memcmp(sign_pk, proof->sign_pk, PF_SIGN_PK_BYTES) == 0;
+}
+
+int pf_header_verify_once(const pf_header *h, const uint8_t sign_pk[PF_SIGN_PK_BYTES],
+                          const pf_header_proof *proof, pf_err *e)
+{
+    if (pf_header_proof_covers(proof, h, sign_pk))
+        return 0;
+    return pf_header_verify(h, sign_pk, e);
+}
+
 static size_t trailer_signed_part(uint8_t *out, const pf_header *h, const uint8_t *trailer)
 {
     /* trailer fields || header hash: ties the trailer to this header. */

@@ -71,6 +71,34 @@ __attribute__((warn_unused_result)) int pf_header_decode(const uint8_t *buf, siz
 __attribute__((warn_unused_result)) int
 pf_header_verify(const pf_header *h, const uint8_t sign_pk[PF_SIGN_PK_BYTES], pf_err *e);
 
+/* What one successful header verification established: the header bytes
+ * whose BLAKE2b-256 is `hash` carry a valid signature by `sign_pk`. The
+ * importer verifies a header once when it judges the bundle; extraction
+ * reads the header again from the file and skips the second Ed25519
+ * verification only when what it read hashes to the same value and is
+ * checked against the same key (BLAKE2b-256 is collision resistant: the
+ * same hash means the same bytes, so the same signature verdict). Anything
+ * else is verified in full. Only pf_header_verify_proof fills one in. */
+typedef struct pf_header_proof {
+    bool valid;
+    uint8_t hash[PF_HASH_BYTES];
+    uint8_t sign_pk[PF_SIGN_PK_BYTES];
+} pf_header_proof;
+
+/* pf_header_verify, recording what it proved in *proof (cleared first;
+ * valid only on success). */
+__attribute__((warn_unused_result)) int
+pf_header_verify_proof(const pf_header *h, const uint8_t sign_pk[PF_SIGN_PK_BYTES],
+                       pf_header_proof *proof, pf_err *e);
+/* Was proof (NULL: none) made for exactly these header bytes and this key? */
+bool pf_header_proof_covers(const pf_header_proof *proof, const pf_header *h,
+                            const uint8_t sign_pk[PF_SIGN_PK_BYTES]);
+/* pf_header_verify, unless proof (NULL: none) was made for exactly these
+ * header bytes and this key. */
+__attribute__((warn_unused_result)) int
+pf_header_verify_once(const pf_header *h, const uint8_t sign_pk[PF_SIGN_PK_BYTES],
+                      const pf_header_proof *proof, pf_err *e);
+
 /* Trailer: builds or checks the 118 bytes after the end marker. */
 void pf_trailer_build(uint8_t out[PF_TRAILER_BYTES], const pf_header *h, uint64_t body_len,
                       const uint8_t file_hash[PF_HASH_BYTES], const uint8_t *sign_sk);

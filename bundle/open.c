@@ -241,14 +241,14 @@ static int check_against_manifest(const pf_manifest *m, const struct staged *st,
 int pf_bundle_extract(int fd, const char *what, const pf_seckey *central, const char *keyring,
                       int stage_dirfd, const char *stage_prefix, pf_extracted *out, pf_err *e)
 {
-    return pf_bundle_extract_vouched(fd, what, central, keyring, NULL, stage_dirfd, stage_prefix, 0,
-                                     out, e);
+    const pf_extract_opts none = {0};
+    return pf_bundle_extract_opts(fd, what, central, keyring, stage_dirfd, stage_prefix, &none, out,
+                                  e);
 }
 
-int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central,
-                              const char *keyring, const uint8_t *vouched, int stage_dirfd,
-                              const char *stage_prefix, unsigned flags, pf_extracted *out,
-                              pf_err *e)
+int pf_bundle_extract_opts(int fd, const char *what, const pf_seckey *central, const char *keyring,
+                           int stage_dirfd, const char *stage_prefix, const pf_extract_opts *o,
+                           pf_extracted *out, pf_err *e)
 {
     pf_unsealer *u = NULL;
     struct archive *a = NULL;
@@ -260,12 +260,13 @@ int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central
     pf_trust *trustp = NULL;
     bool need_vouch = false;
     uint8_t vouched_bh[PF_HASH_BYTES];
-    struct reader r = {.e = e, .sync = (flags & PF_EXTRACT_NO_FSYNC) == 0};
+    struct reader r = {.e = e, .sync = (o->flags & PF_EXTRACT_NO_FSYNC) == 0};
+    const uint8_t *vouched = o->vouched;
     int rc = -1;
 
     memset(out, 0, sizeof *out);
     /* Cheapest checks first: header shape, recipient, trust, signature. */
-    u = pf_unsealer_new(fd, what, e);
+    u = pf_unsealer_new_ctx(fd, what, o->reuse, e);
     if (u == NULL)
         goto out;
     const pf_header *h = pf_unsealer_header(u);
@@ -281,7 +282,8 @@ int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central
         goto out;
     }
     const pf_trust *trust = trustp;
-    if (pf_bundle_trust(keyring, h, trustp, &need_vouch, e) != 0) {
+    pf_header_proof proved; /* the header u read, under trust->key */
+    if (pf_bundle_trust_proved(keyring, h, o->proof, &proved, trustp, &need_vouch, e) != 0) {
         pf_err_prefix(e, "%s: ", what);
         goto out;
     }
@@ -299,9 +301,10 @@ int pf_bundle_extract_vouched(int fd, const char *what, const pf_seckey *central
     }
     /* A revoked key's bundle keeps the computed hash: it is compared with
      * the one vouched for, which was hashed before decryption. */
-    if ((flags & PF_EXTRACT_HASH_FROM_TRAILER) != 0 && !need_vouch)
+    if ((o->flags & PF_EXTRACT_HASH_FROM_TRAILER) != 0 && !need_vouch)
         pf_unsealer_hash_from_trailer(u);
-    if (pf_unsealer_begin(u, &trust->key, central, e) != 0)
+    /* h is the unsealer's own header: verified once above, not again */
+    if (pf_unsealer_begin_proved(u, &trust->key, central, &proved, e) != 0)
         goto out;
 
     r.u = u;

@@ -6,11 +6,17 @@
 
 int pf_pipe_init(pf_pipe *p, size_t bufsize, pf_err *e)
 {
+    return pf_pipe_init_n(p, bufsize, PF_PIPE_BUFFERS, e);
+}
+
+int pf_pipe_init_n(pf_pipe *p, size_t bufsize, size_t nbuf, pf_err *e)
+{
     memset(p, 0, sizeof *p);
     p->bufsize = bufsize;
+    p->nbuf = nbuf < 1 ? 1 : nbuf > PF_PIPE_BUFFERS ? PF_PIPE_BUFFERS : nbuf;
     if (pthread_mutex_init(&p->mu, NULL) != 0 || pthread_cond_init(&p->cv, NULL) != 0)
         return pf_err_set(e, PF_EENV, "cannot set up a thread hand-off");
-    for (size_t i = 0; i < PF_PIPE_BUFFERS; i++) {
+    for (size_t i = 0; i < p->nbuf; i++) {
         p->all[i] = malloc(bufsize);
         if (p->all[i] == NULL)
             return pf_err_set(e, PF_EENV, "out of memory");

@@ -25,6 +25,7 @@ typedef struct pf_pipe {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     size_t bufsize;
+    size_t nbuf; /* buffers allocated: 1..PF_PIPE_BUFFERS */
     uint8_t *all[PF_PIPE_BUFFERS];
     uint8_t *free[PF_PIPE_BUFFERS];
     size_t nfree;
@@ -40,6 +41,9 @@ typedef struct pf_pipe {
 } pf_pipe;
 
 int pf_pipe_init(pf_pipe *p, size_t bufsize, pf_err *e);
+/* With nbuf (1..PF_PIPE_BUFFERS) buffers: one is enough when a single
+ * thread takes, pushes, pops and gives back in turn. */
+int pf_pipe_init_n(pf_pipe *p, size_t bufsize, size_t nbuf, pf_err *e);
 /* Wipes and frees the buffers (they held plaintext). */
 void pf_pipe_destroy(pf_pipe *p);
 /* Says that len bytes were written at the start of a buffer (call it for

@@ -49,8 +49,20 @@ void pf_sealer_free(pf_sealer *s);
 
 typedef struct pf_unsealer pf_unsealer;
 
+/* Parts one unsealer after another can reuse (an import of many small
+ * bundles): the sodium_malloc area for the stream state and keys, wiped
+ * after every bundle, the zstd context and the ciphertext buffers. One
+ * unsealer at a time borrows them; another one meanwhile makes its own.
+ * NULL only when out of memory. */
+typedef struct pf_unseal_ctx pf_unseal_ctx;
+pf_unseal_ctx *pf_unseal_ctx_new(void);
+/* After every unsealer that borrowed from it is freed. */
+void pf_unseal_ctx_free(pf_unseal_ctx *c);
+
 /* Reads and decodes the header; nothing is trusted yet. */
 pf_unsealer *pf_unsealer_new(int fd, const char *what, pf_err *e);
+/* The same, borrowing ctx's parts (NULL: none) until pf_unsealer_free. */
+pf_unsealer *pf_unsealer_new_ctx(int fd, const char *what, pf_unseal_ctx *ctx, pf_err *e);
 const pf_header *pf_unsealer_header(const pf_unsealer *u);
 /* Before pf_unsealer_begin: take the bundle hash from the trailer, once
  * its signature verified, instead of hashing every byte. Sound only for a
@@ -61,6 +73,12 @@ void pf_unsealer_hash_from_trailer(pf_unsealer *u);
  * stream key. Must succeed before pf_unsealer_read. */
 __attribute__((warn_unused_result)) int pf_unsealer_begin(pf_unsealer *u, const pf_pubkey *sensor,
                                                           const pf_seckey *central, pf_err *e);
+/* The same, where the header signature is not verified again when proof
+ * (NULL: none) was made for exactly the header bytes this unsealer read and
+ * for sensor's key (pf_header_verify_once). */
+__attribute__((warn_unused_result)) int
+pf_unsealer_begin_proved(pf_unsealer *u, const pf_pubkey *sensor, const pf_seckey *central,
+                         const pf_header_proof *proof, pf_err *e);
 /* Authenticated, decompressed content. Returns 0 only once the trailer has
  * been verified and the file has ended exactly there. */
 __attribute__((warn_unused_result)) ssize_t pf_unsealer_read(pf_unsealer *u, void *buf, size_t len,

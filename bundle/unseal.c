@@ -11,13 +11,42 @@
 #include "common/buf.h"
 #include "common/fsutil.h"
 
+/* Below this many bytes of bundle the reader runs in the caller's thread:
+ * starting a thread, and the hand-off, cost more than the overlap of
+ * decryption with decompression gains on a bundle of a chunk or two (a
+ * fleet's small bundles). The threshold is the hasher's, for the same
+ * reason. */
+#define PF_UNSEAL_THREAD_MIN_BYTES PF_HASHER_THREAD_MIN_BYTES
+
+/* Every secret of one bundle in one sodium_malloc area: each area costs
+ * mmap, mlock and mprotect calls, which a small bundle notices. */
+struct unseal_secrets {
+    crypto_secretstream_xchacha20poly1305_state ss;
+    uint8_t session[crypto_kx_SESSIONKEYBYTES];
+    uint8_t key[crypto_secretstream_xchacha20poly1305_KEYBYTES];
+};
+
+/* What one unsealer after another can borrow instead of making its own
+ * (pf_unseal_ctx_new): the secret area, the zstd context and the
+ * ciphertext buffers. */
+struct pf_unseal_ctx {
+    struct unseal_secrets *sec; /* sodium_malloc; wiped when each bundle is done */
+    ZSTD_DCtx *zd;
+    uint8_t *wire[2]; /* ciphertext only: never wiped */
+    size_t wire_cap;
+    bool busy; /* lent to an unsealer now */
+};
+
 struct pf_unsealer {
     int fd;
+    pf_unseal_ctx *ctx; /* lent its parts to this unsealer, or NULL */
     const char *what;
     pf_header hdr;
     uint8_t sign_pk[PF_SIGN_PK_BYTES];
-    crypto_secretstream_xchacha20poly1305_state *ss; /* sodium_malloc */
-    pf_hasher *hash;                                 /* BLAKE2b of every byte before the trailer */
+    struct unseal_secrets *sec;                      /* sodium_malloc */
+    crypto_secretstream_xchacha20poly1305_state *ss; /* in sec */
+    bool inline_reader;     /* the reader's steps run in the caller's thread */
+    pf_hasher *hash;        /* BLAKE2b of every byte before the trailer */
     bool hash_from_trailer; /* the bundle hash is the verified trailer's, not computed */
     ZSTD_DCtx *zd;
     /* A reader thread reads, hashes and decrypts chunks ahead; the caller's
@@ -62,7 +91,37 @@ static int take(pf_unsealer *u, void *buf, size_t n, uint64_t *ticket, const cha
     return 0;
 }
 
+pf_unseal_ctx *pf_unseal_ctx_new(void)
+{
+    pf_unseal_ctx *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->sec = sodium_malloc(sizeof *c->sec);
+    c->zd = ZSTD_createDCtx();
+    if (c->sec == NULL || c->zd == NULL) {
+        pf_unseal_ctx_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void pf_unseal_ctx_free(pf_unseal_ctx *c)
+{
+    if (c == NULL)
+        return;
+    sodium_free(c->sec);
+    ZSTD_freeDCtx(c->zd);
+    free(c->wire[0]);
+    free(c->wire[1]);
+    free(c);
+}
+
 pf_unsealer *pf_unsealer_new(int fd, const char *what, pf_err *e)
+{
+    return pf_unsealer_new_ctx(fd, what, NULL, e);
+}
+
+pf_unsealer *pf_unsealer_new_ctx(int fd, const char *what, pf_unseal_ctx *ctx, pf_err *e)
 {
     uint8_t raw[PF_HEADER_MAX_BYTES];
     size_t total = 0;
@@ -74,13 +133,23 @@ pf_unsealer *pf_unsealer_new(int fd, const char *what, pf_err *e)
     u->fd = fd;
     u->what = what;
     struct stat fst;
-    u->hash = pf_hasher_new_sized(
-        fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode) ? (uint64_t)fst.st_size : UINT64_MAX);
-    u->ss = sodium_malloc(sizeof *u->ss);
-    if (u->hash == NULL || u->ss == NULL) {
+    uint64_t size =
+        fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode) ? (uint64_t)fst.st_size : UINT64_MAX;
+    u->hash = pf_hasher_new_sized(size);
+    /* a file still growing only loses the overlap, never a check */
+    u->inline_reader = size < PF_UNSEAL_THREAD_MIN_BYTES;
+    if (ctx != NULL && !ctx->busy) {
+        ctx->busy = true;
+        u->ctx = ctx;
+        u->sec = ctx->sec;
+    } else {
+        u->sec = sodium_malloc(sizeof *u->sec);
+    }
+    if (u->hash == NULL || u->sec == NULL) {
         pf_err_set(e, PF_EENV, "out of memory");
         goto fail;
     }
+    u->ss = &u->sec->ss;
     ssize_t got = pf_read_full(fd, raw, PF_HEADER_PREFIX_BYTES);
     if (got < 0) {
         pf_err_sys(e, errno, "read failed");
@@ -129,10 +198,16 @@ static void *reader_main(void *arg);
 
 int pf_unsealer_begin(pf_unsealer *u, const pf_pubkey *sensor, const pf_seckey *central, pf_err *e)
 {
-    uint8_t *session = NULL, *key = NULL;
+    return pf_unsealer_begin_proved(u, sensor, central, NULL, e);
+}
+
+int pf_unsealer_begin_proved(pf_unsealer *u, const pf_pubkey *sensor, const pf_seckey *central,
+                             const pf_header_proof *proof, pf_err *e)
+{
     uint8_t tx[crypto_kx_SESSIONKEYBYTES];
     int rc = -1;
     const pf_header *h = &u->hdr;
+    uint8_t *session = u->sec->session, *key = u->sec->key;
 
     if (central->pub.role != PF_ROLE_CENTRAL) {
         pf_err_set(e, PF_EUSAGE, "opening a bundle needs the central secret key");
@@ -144,20 +219,38 @@ int pf_unsealer_begin(pf_unsealer *u, const pf_pubkey *sensor, const pf_seckey *
         pf_err_set(e, PF_EREJECT, "%s: sealed to another central key (%s), not ours", u->what, id);
         goto out;
     }
-    if (pf_header_verify(h, sensor->sign_pk, e) != 0) {
+    if (pf_header_verify_once(h, sensor->sign_pk, proof, e) != 0) {
         pf_err_prefix(e, "%s: ", u->what);
         goto out;
     }
     memcpy(u->sign_pk, sensor->sign_pk, sizeof u->sign_pk);
-    session = sodium_malloc(crypto_kx_SESSIONKEYBYTES);
-    key = sodium_malloc(crypto_secretstream_xchacha20poly1305_KEYBYTES);
-    u->wire[0] = malloc((size_t)h->chunk_size + PF_CHUNK_ABYTES);
-    u->wire[1] = malloc((size_t)h->chunk_size + PF_CHUNK_ABYTES);
-    u->zd = ZSTD_createDCtx();
+    size_t wire_len = (size_t)h->chunk_size + PF_CHUNK_ABYTES;
+    if (u->ctx != NULL) {
+        pf_unseal_ctx *c = u->ctx;
+        if (c->wire_cap < wire_len) {
+            free(c->wire[0]);
+            free(c->wire[1]);
+            c->wire[0] = malloc(wire_len);
+            c->wire[1] = malloc(wire_len);
+            c->wire_cap = c->wire[0] != NULL && c->wire[1] != NULL ? wire_len : 0;
+        }
+        if (c->wire_cap >= wire_len) {
+            u->wire[0] = c->wire[0];
+            u->wire[1] = c->wire[1];
+        }
+        /* the last bundle's frame and parameters are forgotten */
+        if (!ZSTD_isError(ZSTD_DCtx_reset(c->zd, ZSTD_reset_session_and_parameters)))
+            u->zd = c->zd;
+    } else {
+        u->wire[0] = malloc(wire_len);
+        u->wire[1] = malloc(wire_len);
+        u->zd = ZSTD_createDCtx();
+    }
     u->pipe_ready = true; /* destroy copes with a half-made pipe */
-    if (pf_pipe_init(&u->pipe, h->chunk_size, e) != 0)
+    /* inline, each chunk is given back before the next is decrypted */
+    if (pf_pipe_init_n(&u->pipe, h->chunk_size, u->inline_reader ? 1 : PF_PIPE_BUFFERS, e) != 0)
         goto out;
-    if (!session || !key || !u->wire[0] || !u->wire[1] || !u->zd) {
+    if (!u->wire[0] || !u->wire[1] || !u->zd) {
         pf_err_set(e, PF_EENV, "%s: out of memory", u->what);
         goto out;
     }
@@ -175,17 +268,20 @@ int pf_unsealer_begin(pf_unsealer *u, const pf_pubkey *sensor, const pf_seckey *
         pf_err_set(e, PF_EENV, "%s: zstd setup failed", u->what);
         goto out;
     }
-    if (pthread_create(&u->reader, NULL, reader_main, u) != 0) {
-        pf_err_set(e, PF_EENV, "%s: cannot start the reader thread", u->what);
-        goto out;
+    if (!u->inline_reader) {
+        if (pthread_create(&u->reader, NULL, reader_main, u) != 0) {
+            pf_err_set(e, PF_EENV, "%s: cannot start the reader thread", u->what);
+            goto out;
+        }
+        u->reader_running = true;
     }
-    u->reader_running = true;
     u->begun = true;
     rc = 0;
 out:
+    /* the stream state holds all that is needed from here on */
     sodium_memzero(tx, sizeof tx);
-    sodium_free(session);
-    sodium_free(key);
+    sodium_memzero(session, crypto_kx_SESSIONKEYBYTES);
+    sodium_memzero(key, crypto_secretstream_xchacha20poly1305_KEYBYTES);
     return rc;
 }
 
@@ -273,29 +369,36 @@ static int next_chunk(pf_unsealer *u, uint8_t *out, pf_pipe_slot *slot, pf_err *
     return 0;
 }
 
+/* One step of the reader: the next chunk (or the end, or the error) into
+ * the pipe. False once there is nothing more to read. */
+static bool reader_step(pf_unsealer *u)
+{
+    pf_pipe_slot slot = {0};
+    pf_err e;
+    pf_err_clear(&e);
+    uint8_t *buf = pf_pipe_take(&u->pipe);
+    if (buf == NULL)
+        return false; /* cancelled */
+    if (next_chunk(u, buf, &slot, &e) != 0) {
+        pf_pipe_give_back(&u->pipe, buf);
+        pf_pipe_fail(&u->pipe, &e);
+        return false;
+    }
+    if (slot.end) {
+        pf_pipe_give_back(&u->pipe, buf);
+        slot.buf = NULL;
+        pf_pipe_push(&u->pipe, &slot);
+        return false;
+    }
+    pf_pipe_push(&u->pipe, &slot);
+    return true;
+}
+
 static void *reader_main(void *arg)
 {
     pf_unsealer *u = arg;
-    for (;;) {
-        pf_pipe_slot slot = {0};
-        pf_err e;
-        pf_err_clear(&e);
-        uint8_t *buf = pf_pipe_take(&u->pipe);
-        if (buf == NULL)
-            break; /* cancelled */
-        if (next_chunk(u, buf, &slot, &e) != 0) {
-            pf_pipe_give_back(&u->pipe, buf);
-            pf_pipe_fail(&u->pipe, &e);
-            break;
-        }
-        if (slot.end) {
-            pf_pipe_give_back(&u->pipe, buf);
-            slot.buf = NULL;
-            pf_pipe_push(&u->pipe, &slot);
-            break;
-        }
-        pf_pipe_push(&u->pipe, &slot);
-    }
+    while (reader_step(u))
+        ;
     return NULL;
 }
 
@@ -313,13 +416,18 @@ static void stop_reader(pf_unsealer *u)
 static int next_plain(pf_unsealer *u, pf_err *e)
 {
     pf_pipe_slot slot;
+    /* Inline, the one buffer is free here (the last chunk was given back),
+     * and after the end or an error the caller reads no more. */
+    if (u->inline_reader)
+        (void)reader_step(u);
     if (pf_pipe_pop(&u->pipe, &slot, e) != 0)
         return -1;
     if (slot.end) { /* only ever after the final chunk */
         if (!u->plain_is_final)
             return pf_err_set(e, PF_EENV, "%s: internal error: stream ended early", u->what);
         u->ended = true;
-        pthread_join(u->reader, NULL);
+        if (u->reader_running)
+            pthread_join(u->reader, NULL);
         u->reader_running = false;
         return 0;
     }
@@ -396,9 +504,15 @@ void pf_unsealer_free(pf_unsealer *u)
     if (u->pipe_ready)
         pf_pipe_destroy(&u->pipe); /* wipes the decrypted chunks */
     pf_hasher_free(u->hash);       /* before the buffers it may still read */
-    sodium_free(u->ss);
-    ZSTD_freeDCtx(u->zd);
-    free(u->wire[0]);
-    free(u->wire[1]);
+    if (u->ctx != NULL) {
+        /* lent: wiped for the next bundle, not freed */
+        sodium_memzero(u->sec, sizeof *u->sec);
+        u->ctx->busy = false;
+    } else {
+        sodium_free(u->sec); /* wipes the stream state */
+        ZSTD_freeDCtx(u->zd);
+        free(u->wire[0]);
+        free(u->wire[1]);
+    }
     free(u);
 }

@@ -101,6 +101,15 @@ static int open_bundle(const char *path, pf_verified *out, pf_err *e)
 int pf_bundle_trust(const char *keyring, const pf_header *h, pf_trust *t, bool *need_vouch,
                     pf_err *e)
 {
+    return pf_bundle_trust_proved(keyring, h, NULL, NULL, t, need_vouch, e);
+}
+
+int pf_bundle_trust_proved(const char *keyring, const pf_header *h, const pf_header_proof *proof,
+                           pf_header_proof *made, pf_trust *t, bool *need_vouch, pf_err *e)
+{
+    pf_header_proof mine;
+    if (made != NULL)
+        memset(made, 0, sizeof *made);
     *need_vouch = false;
     if (pf_keyring_lookup(keyring, h->signer_id, t, e) != 0)
         return -1;
@@ -108,10 +117,16 @@ int pf_bundle_trust(const char *keyring, const pf_header *h, pf_trust *t, bool *
         return pf_err_set(e, PF_EREJECT, "signed by a key that is not a sensor key");
     /* The signature first: a name changed in transit is damage, and only
      * a name the key really signed is held against its sensor. */
-    if (pf_header_verify(h, t->key.sign_pk, e) != 0 ||
-        pf_trust_allows_sensor(t, h->sensor, e) != 0 ||
+    if (!pf_header_proof_covers(proof, h, t->key.sign_pk)) {
+        if (pf_header_verify_proof(h, t->key.sign_pk, &mine, e) != 0)
+            return -1;
+        proof = &mine;
+    }
+    if (pf_trust_allows_sensor(t, h->sensor, e) != 0 ||
         pf_trust_check_seq(t, h->seq, need_vouch, e) != 0)
         return -1;
+    if (made != NULL)
+        *made = *proof;
     return 0;
 }
 

@@ -274,11 +274,23 @@ static int save_provenance(pf_importer *imp, const pf_extracted *x, unsigned fla
     char dir[PATH_MAX], name[NAME_MAX + 1];
     int dfd = -1, rc = -1;
     snprintf(dir, sizeof dir, "%s/manifests/%s", imp->o.state_dir, x->hdr.sensor);
-    if (pf_mkdir_p(dir, 0750, e) != 0)
-        return -1;
-    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return pf_err_sys(e, errno, "%s: cannot open directory", dir);
+    struct stat dst;
+    /* a directory removed meanwhile (import --watch runs for months) would
+     * swallow what is written into it: made again */
+    if (imp->prov_fd >= 0 && strcmp(imp->prov_sensor, x->hdr.sensor) == 0 &&
+        fstat(imp->prov_fd, &dst) == 0 && dst.st_nlink > 0) {
+        dfd = imp->prov_fd;
+    } else {
+        if (pf_mkdir_p(dir, 0750, e) != 0)
+            return -1;
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+            return pf_err_sys(e, errno, "%s: cannot open directory", dir);
+        if (imp->prov_fd >= 0)
+            close(imp->prov_fd);
+        imp->prov_fd = dfd;
+        snprintf(imp->prov_sensor, sizeof imp->prov_sensor, "%s", x->hdr.sensor);
+    }
     snprintf(name, sizeof name, "%s-%010" PRIu64 ".manifest.json", x->hdr.sensor, x->hdr.seq);
     if (pf_atomic_write_flags(dfd, dir, name, x->manifest_raw, x->manifest_len, 0640, flags, e) !=
         0)
@@ -292,7 +304,6 @@ static int save_provenance(pf_importer *imp, const pf_extracted *x, unsigned fla
         goto out;
     rc = 0;
 out:
-    close(dfd);
     return rc;
 }
 

@@ -16,7 +16,7 @@
 #include "import/db.h"
 
 /* The revocation check with the import state. On 0, when *has_vouched, pass
- * vouched to pf_bundle_extract_vouched. -1 with e: PF_EREJECT refused (after
+ * vouched to pf_bundle_extract_opts. -1 with e: PF_EREJECT refused (after
  * the cut-off, revoked entirely, or the chain shows another bundle or none
  * at that place); PF_EINCOMPLETE nothing vouches for it yet: leave it for a
  * later run; PF_EENV stop. */

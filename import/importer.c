@@ -19,6 +19,7 @@
 
 #include "bundle/bundle.h"
 #include "bundle/receipt.h"
+#include "bundle/stream.h"
 #include "common/fsutil.h"
 #include "import/arkime.h"
 #include "import/db.h"
@@ -129,10 +130,12 @@ static int import_one(pf_importer *imp, struct cand_list *l, const struct candid
      * (sensor, seq) means anything, and blamed on the key's own sensor (no
      * receipt: it names the other sensor's seq). */
     pf_trust tr;
-    pf_err auth; /* why the header is not authenticated */
+    pf_header_proof proof; /* extraction does not verify these bytes again */
+    pf_err auth;           /* why the header is not authenticated */
     pf_err_clear(&auth);
+    memset(&proof, 0, sizeof proof);
     bool signed_ok = pf_keyring_lookup(imp->o.keyring, h->signer_id, &tr, &auth) == 0 &&
-                     pf_header_verify(h, tr.key.sign_pk, &auth) == 0;
+                     pf_header_verify_proof(h, tr.key.sign_pk, &proof, &auth) == 0;
     if (!signed_ok && auth.status == PF_EENV) {
         *e = auth;
         goto out;
@@ -220,10 +223,16 @@ static int import_one(pf_importer *imp, struct cand_list *l, const struct candid
     snprintf(prefix, sizeof prefix, "%s%010" PRIu64 "-", STAGE_PREFIX, h->seq);
     pf_err_clear(&be);
     bool batched = imp->o.batch > 1;
-    if (pf_bundle_extract_vouched(
-            src.fd, cand->path, imp->o.central, imp->o.keyring, has_vouched ? vouched : NULL, dirfd,
-            prefix, PF_EXTRACT_HASH_FROM_TRAILER | (batched ? PF_EXTRACT_NO_FSYNC : 0u), &x,
-            &be) != 0) {
+    if (imp->unseal == NULL)
+        imp->unseal = pf_unseal_ctx_new(); /* NULL: each bundle makes its own */
+    const pf_extract_opts xo = {
+        .vouched = has_vouched ? vouched : NULL,
+        .proof = &proof,
+        .reuse = imp->unseal,
+        .flags = PF_EXTRACT_HASH_FROM_TRAILER | (batched ? PF_EXTRACT_NO_FSYNC : 0u),
+    };
+    if (pf_bundle_extract_opts(src.fd, cand->path, imp->o.central, imp->o.keyring, dirfd, prefix,
+                               &xo, &x, &be) != 0) {
         if (be.status == PF_EINCOMPLETE) {
             c->incomplete++;
             imp_event(imp, PF_EV_DEBUG, "bundle=%s status=incomplete (%s); left for a later run",
@@ -315,6 +324,7 @@ pf_importer *pf_importer_open(const pf_import_opts *o, pf_err *e)
     }
     imp->o = *o;
     imp->lock_fd = -1;
+    imp->prov_fd = -1;
     imp->quarantine_fd = -1;
     if (o->quarantine_dir != NULL)
         snprintf(imp->quarantine, sizeof imp->quarantine, "%s", o->quarantine_dir);
@@ -370,6 +380,9 @@ void pf_importer_close(pf_importer *imp)
     if (imp == NULL)
         return;
     imp_batch_free(imp);
+    pf_unseal_ctx_free(imp->unseal);
+    if (imp->prov_fd >= 0)
+        close(imp->prov_fd);
     pf_keyring_cache_enable(false);
     pf_db_close(&imp->db);
     if (imp->quarantine_fd >= 0)

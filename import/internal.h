@@ -57,6 +57,14 @@ struct pf_importer {
     size_t nrs;
     struct pending_delete *pd;
     size_t npd;
+    /* the unsealer's secret area, zstd context and buffers, reused from
+     * one bundle to the next (made at the first, NULL if that failed) */
+    struct pf_unseal_ctx *unseal;
+    /* STATE/manifests/<sensor> of the last bundle saved: a fleet's bundles
+     * come sensor by sensor, and creating and opening the directory path
+     * again cost ten system calls a bundle */
+    int prov_fd; /* -1: none */
+    char prov_sensor[PF_NAME_MAX + 1];
 };
 
 /* A directory below a source, held open for the run. */

@@ -197,6 +197,17 @@ expect_true "it says the file was rewritten" -- grep -q "rewritten while it was 
 expect_eq "nothing delivered under plant-a" "" "$(pcaps_in "$T/ingest4b/plant-a")"
 expect_eq "no staging file left" "" "$(find "$T/ingest4b" -name '.*' -type f)"
 
+section "4c. the judged header forged in place before extraction: verified again, refused"
+# The importer verifies a header once when it judges the bundle, and
+# extraction skips that check only for the very bytes it judged: a header
+# whose signature is changed after the judgement is verified and refused.
+forge_header_sig() { flip_byte "$AN" $((233 + ${#A_SENSOR} - 20)); }
+A_SENSOR=plant-a
+race import-judged 4c forge_header_sig
+expect_true "extraction refuses the forged header" -- grep -q "header signature is invalid" "$RACE_ERR"
+expect_eq "nothing delivered under plant-a" "" "$(pcaps_in "$T/ingest4c/plant-a")"
+expect_eq "no staging file left" "" "$(find "$T/ingest4c" -name '.*' -type f)"
+
 section "7. a link in place of the stick's receipts folder is not followed"
 STICK=$T/stick
 mkdir -p "$STICK/pcapferry/plant-a" "$T/elsewhere"

@@ -152,6 +152,49 @@ int main(void)
     CHECK(pf_header_verify(&h, other->pub.sign_pk, &e) != 0);
     CHECK_ERR(e, PF_EREJECT, "another signing key");
 
+    /* A proof covers exactly the header bytes it was made for, under the
+     * key it was made with; anything else is verified in full. */
+    pf_header_proof proof, forged_proof;
+    pf_err_clear(&e);
+    CHECK(pf_header_verify_proof(&h, sensor->pub.sign_pk, &proof, &e) == 0 && proof.valid);
+    CHECK(pf_header_proof_covers(&proof, &h, sensor->pub.sign_pk));
+    CHECK(!pf_header_proof_covers(&proof, &h, other->pub.sign_pk));
+    CHECK(!pf_header_proof_covers(NULL, &h, sensor->pub.sign_pk));
+    CHECK(pf_header_verify_once(&h, sensor->pub.sign_pk, &proof, &e) == 0);
+    /* a failed verification proves nothing */
+    pf_err_clear(&e);
+    CHECK(pf_header_verify_proof(&h, other->pub.sign_pk, &forged_proof, &e) != 0);
+    CHECK(!forged_proof.valid && !pf_header_proof_covers(&forged_proof, &h, other->pub.sign_pk));
+    /* a header one signature byte away from the proved one: refused */
+    pf_header forged;
+    memcpy(raw, h.raw, h.raw_len);
+    raw[h.raw_len - 1] ^= 1;
+    pf_err_clear(&e);
+    CHECK(pf_header_decode(raw, h.raw_len, &forged, &e) == 0);
+    CHECK(!pf_header_proof_covers(&proof, &forged, sensor->pub.sign_pk));
+    pf_err_clear(&e);
+    CHECK(pf_header_verify_once(&forged, sensor->pub.sign_pk, &proof, &e) != 0);
+    CHECK_ERR(e, PF_EREJECT, "header signature is invalid");
+    /* a signed field changed (the seq), the signature kept: refused */
+    memcpy(raw, h.raw, h.raw_len);
+    raw[PF_HEADER_PREFIX_BYTES + 1 + strlen("plant-7") + 2 * PF_KEYID_BYTES + 7] ^= 2;
+    pf_err_clear(&e);
+    CHECK(pf_header_decode(raw, h.raw_len, &forged, &e) == 0 && forged.seq != h.seq);
+    pf_err_clear(&e);
+    CHECK(pf_header_verify_once(&forged, sensor->pub.sign_pk, &proof, &e) != 0);
+    CHECK_ERR(e, PF_EREJECT, "header signature is invalid");
+    /* the hash a header struct carries is not taken on trust: a struct
+     * whose hash field claims the proved header's is hashed again */
+    memcpy(forged.hash, h.hash, sizeof forged.hash);
+    CHECK(!pf_header_proof_covers(&proof, &forged, sensor->pub.sign_pk));
+    pf_err_clear(&e);
+    CHECK(pf_header_verify_once(&forged, sensor->pub.sign_pk, &proof, &e) != 0);
+    CHECK_ERR(e, PF_EREJECT, "header signature is invalid");
+    /* a proof for another key does not cover the genuine header either */
+    forged_proof = proof;
+    memcpy(forged_proof.sign_pk, other->pub.sign_pk, sizeof forged_proof.sign_pk);
+    CHECK(!pf_header_proof_covers(&forged_proof, &h, sensor->pub.sign_pk));
+
     /* trailer round trip and each field */
     uint8_t tr[PF_TRAILER_BYTES], fh[PF_HASH_BYTES];
     memset(fh, 0x5a, sizeof fh);

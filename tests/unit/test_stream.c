@@ -1,6 +1,7 @@
 /* The sealed stream below the tar layer: round trips across chunk
  * boundaries, the zstd window bound, the content bound, and keys. */
 #include "fixture.h"
+#include "bundle/hasher.h"
 
 static fixture fx;
 
@@ -42,23 +43,26 @@ static void params(pf_seal_params *p, uint64_t bound)
     p->level = 1;
 }
 
-/* Reads the whole content back; returns bytes read or -1 with e set. With
+static pf_unseal_ctx *reuse; /* when set, every unseal borrows from it */
+
+/* Reads the whole content back; returns bytes read or -1 with e set.
+ * With proof, the header signature check is the one proof may spare; with
  * from_trailer, the bundle hash comes from the verified trailer; hash (may
  * be NULL) gets the bundle hash either way. */
-static ssize_t unseal_hash(const char *path, uint8_t *out, size_t cap, bool from_trailer,
-                           uint8_t *hash, pf_err *e)
+static ssize_t unseal_full(const char *path, uint8_t *out, size_t cap, const pf_header_proof *proof,
+                           bool from_trailer, uint8_t *hash, pf_err *e)
 {
     pf_trust t;
     ssize_t total = -1;
     int fd = open(path, O_RDONLY);
     pf_err_clear(e);
-    pf_unsealer *u = pf_unsealer_new(fd, path, e);
+    pf_unsealer *u = pf_unsealer_new_ctx(fd, path, reuse, e);
     if (u == NULL)
         goto out;
     if (from_trailer)
         pf_unsealer_hash_from_trailer(u);
     if (pf_keyring_lookup(fx.keyring, pf_unsealer_header(u)->signer_id, &t, e) != 0 ||
-        pf_unsealer_begin(u, &t.key, fx.central, e) != 0)
+        pf_unsealer_begin_proved(u, &t.key, fx.central, proof, e) != 0)
         goto out;
     size_t got = 0;
     for (;;) {
@@ -84,9 +88,45 @@ out:
     return total;
 }
 
+static ssize_t unseal_proved(const char *path, uint8_t *out, size_t cap,
+                             const pf_header_proof *proof, pf_err *e)
+{
+    return unseal_full(path, out, cap, proof, false, NULL, e);
+}
+
+static ssize_t unseal_hash(const char *path, uint8_t *out, size_t cap, bool from_trailer,
+                           uint8_t *hash, pf_err *e)
+{
+    return unseal_full(path, out, cap, NULL, from_trailer, hash, e);
+}
+
 static ssize_t unseal(const char *path, uint8_t *out, size_t cap, pf_err *e)
 {
-    return unseal_hash(path, out, cap, false, NULL, e);
+    return unseal_full(path, out, cap, NULL, false, NULL, e);
+}
+
+/* The header of the bundle at path, as a reader decodes it. */
+static int read_header(const char *path, pf_header *h)
+{
+    pf_err e;
+    pf_err_clear(&e);
+    int fd = open(path, O_RDONLY);
+    pf_unsealer *u = pf_unsealer_new(fd, path, &e);
+    if (u != NULL)
+        *h = *pf_unsealer_header(u);
+    pf_unsealer_free(u);
+    close(fd);
+    return u != NULL ? 0 : -1;
+}
+
+static void flip_byte(const char *path, off_t at)
+{
+    uint8_t b;
+    int fd = open(path, O_RDWR);
+    CHECK(pread(fd, &b, 1, at) == 1);
+    b ^= 0x40;
+    CHECK(pwrite(fd, &b, 1, at) == 1);
+    close(fd);
 }
 
 /* Taking the bundle hash from the trailer (the importer's way) refuses
@@ -185,6 +225,110 @@ int main(void)
     CHECK(unseal(path, back, big + 1, &e) == (ssize_t)big && memcmp(back, data, big) == 0);
 
     test_hash_from_trailer(data, 3 * PF_CHUNK_MIN_BYTES + 11, back);
+
+    /* Over 1 MiB of bundle the reader runs on a thread of its own, with
+     * every pipe buffer in flight (4 KiB chunks); below, in the caller's
+     * thread: both paths read the same content and refuse the same damage. */
+    size_t huge = (3u << 19) + 4321;
+    uint8_t *hdata = malloc(huge), *hback = malloc(huge + 1);
+    randombytes_buf_deterministic(hdata, huge, (const uint8_t *)"abcdef0123456789abcdef0123456789");
+    params(&p, huge);
+    CHECK(seal(path, hdata, huge, &p, &fx.central->pub) == 0);
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0 && sb.st_size > (off_t)PF_HASHER_THREAD_MIN_BYTES);
+    ssize_t hn = unseal(path, hback, huge + 1, &e);
+    CHECK_MSG(hn == (ssize_t)huge && memcmp(hback, hdata, huge) == 0, "threaded: got %zd (%s)", hn,
+              e.msg);
+    flip_byte(path, sb.st_size / 2);
+    CHECK(unseal(path, hback, huge + 1, &e) < 0);
+    CHECK_ERR(e, PF_EREJECT, "fails authentication");
+    params(&p, big);
+    CHECK(seal(path, data, big, &p, &fx.central->pub) == 0);
+    CHECK(stat(path, &sb) == 0 && sb.st_size < (off_t)PF_HASHER_THREAD_MIN_BYTES);
+    flip_byte(path, sb.st_size / 2);
+    CHECK(unseal(path, back, big + 1, &e) < 0);
+    CHECK_ERR(e, PF_EREJECT, "fails authentication");
+    free(hdata);
+    free(hback);
+
+    /* A proof of the header spares the unsealer only that header under that
+     * key: a forged header with the genuine header's proof is refused. */
+    pf_header genuine;
+    pf_header_proof proof;
+    params(&p, big);
+    CHECK(seal(path, data, big, &p, &fx.central->pub) == 0);
+    CHECK(read_header(path, &genuine) == 0);
+    pf_err_clear(&e);
+    CHECK(pf_header_verify_proof(&genuine, fx.sensor->pub.sign_pk, &proof, &e) == 0);
+    CHECK(unseal_proved(path, back, big + 1, &proof, &e) == (ssize_t)big &&
+          memcmp(back, data, big) == 0);
+    flip_byte(path, (off_t)genuine.raw_len - 1); /* the header signature */
+    CHECK(unseal_proved(path, back, big + 1, &proof, &e) < 0);
+    CHECK_ERR(e, PF_EREJECT, "header signature is invalid");
+    /* ... and so is one whose proof names another key */
+    pf_header forged;
+    CHECK(read_header(path, &forged) == 0);
+    proof.valid = true;
+    crypto_generichash(proof.hash, sizeof proof.hash, forged.raw, forged.raw_len, NULL, 0);
+    memcpy(proof.sign_pk, fx.central->pub.sign_pk, sizeof proof.sign_pk);
+    CHECK(unseal_proved(path, back, big + 1, &proof, &e) < 0);
+    CHECK_ERR(e, PF_EREJECT, "header signature is invalid");
+
+    /* One reused context for bundle after bundle: a failure (tampered
+     * chunk, bomb) in between leaves nothing behind for the next one, a
+     * larger chunk size gets larger buffers, and a second unsealer while
+     * one borrows makes its own parts. */
+    reuse = pf_unseal_ctx_new();
+    CHECK(reuse != NULL);
+    for (int round = 0; round < 2; round++) {
+        params(&p, big);
+        p.chunk_size = round == 0 ? PF_CHUNK_MIN_BYTES : 4 * PF_CHUNK_MIN_BYTES;
+        CHECK(seal(path, data, big, &p, &fx.central->pub) == 0);
+        ssize_t n = unseal(path, back, big + 1, &e);
+        CHECK_MSG(n == (ssize_t)big && memcmp(back, data, big) == 0, "reused, round %d: %s", round,
+                  e.msg);
+        CHECK(stat(path, &sb) == 0);
+        flip_byte(path, sb.st_size / 2);
+        CHECK(unseal(path, back, big + 1, &e) < 0);
+        CHECK_ERR(e, PF_EREJECT, "fails authentication");
+    }
+    params(&p, big);
+    CHECK(seal(path, data, big, &p, &fx.central->pub) == 0);
+    int fd1 = open(path, O_RDONLY), fd2 = open(path, O_RDONLY);
+    pf_err e2;
+    pf_err_clear(&e);
+    pf_err_clear(&e2);
+    pf_unsealer *u1 = pf_unsealer_new_ctx(fd1, path, reuse, &e);
+    pf_unsealer *u2 = pf_unsealer_new_ctx(fd2, path, reuse, &e2);
+    pf_trust tr;
+    CHECK(u1 != NULL && u2 != NULL);
+    CHECK(pf_keyring_lookup(fx.keyring, pf_unsealer_header(u1)->signer_id, &tr, &e) == 0);
+    CHECK(pf_unsealer_begin(u1, &tr.key, fx.central, &e) == 0);
+    CHECK(pf_unsealer_begin(u2, &tr.key, fx.central, &e2) == 0);
+    size_t got1 = 0, got2 = 0;
+    for (bool more = true; more;) {
+        uint8_t b1[700], b2[900];
+        ssize_t n1 = pf_unsealer_read(u1, b1, sizeof b1, &e);
+        ssize_t n2 = pf_unsealer_read(u2, b2, sizeof b2, &e2);
+        CHECK(n1 >= 0 && n2 >= 0);
+        if (n1 > 0) {
+            CHECK(got1 + (size_t)n1 <= big && memcmp(b1, data + got1, (size_t)n1) == 0);
+            got1 += (size_t)n1;
+        }
+        if (n2 > 0) {
+            CHECK(got2 + (size_t)n2 <= big && memcmp(b2, data + got2, (size_t)n2) == 0);
+            got2 += (size_t)n2;
+        }
+        more = n1 > 0 || n2 > 0;
+    }
+    CHECK(got1 == big && got2 == big);
+    pf_unsealer_free(u1);
+    pf_unsealer_free(u2);
+    close(fd1);
+    close(fd2);
+    CHECK(unseal(path, back, big + 1, &e) == (ssize_t)big && memcmp(back, data, big) == 0);
+    pf_unseal_ctx_free(reuse);
+    reuse = NULL;
 
     /* the sealer itself refuses to exceed its declared bound */
     params(&p, 100);
