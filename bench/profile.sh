@@ -101,7 +101,6 @@ table() { # name "libsodium: blake bytes, chacha bytes, chacha s/GB"
     # create: BLAKE2b over the pcaps (manifest) and over the bundle as written; XChaCha over the bundle
     table create-L1 "$((inbytes + outbytes))" "$outbytes" "$push"
     table create-L3 "$((inbytes + outbytes))" "$outbytes" "$push"
-    # import: BLAKE2b over the bundle and over each delivered pcap; XChaCha over the bundle
     # import hashes the pcaps only: the bundle hash comes from its verified
     # trailer (docs/FORMAT.md, "Which pass over the bytes")
     table import "$inbytes" "$outbytes" "$pull"
