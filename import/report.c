@@ -271,7 +271,19 @@ static int64_t lookback(json_t *s, int64_t from)
 {
     bool have;
     int64_t span = jget_i64(s, "longest_bundle_ns", &have);
-    return from - (have && span > 0 ? span : 0);
+    int64_t start = from - (have && span > 0 ? span : 0);
+    return start > 0 ? start : 1;
+}
+
+/* ?1 sensor, ?2 from, ?3 to, ?4 its lookback: the per-sensor window the
+ * queries below share. */
+static void bind_sensor_window(sqlite3_stmt *st, const struct ctx *c, json_t *s)
+{
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, json_string_value(json_object_get(s, "sensor")), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, c->from);
+    sqlite3_bind_int64(st, 3, c->to);
+    sqlite3_bind_int64(st, 4, lookback(s, c->from));
 }
 
 static int count_in_range(struct ctx *c, size_t detail_max, int64_t *n)
@@ -305,12 +317,7 @@ static int count_in_range(struct ctx *c, size_t detail_max, int64_t *n)
         return -1;
     json_array_foreach(c->sensors, i, s)
     {
-        sqlite3_reset(st);
-        sqlite3_bind_text(st, 1, json_string_value(json_object_get(s, "sensor")), -1,
-                          SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 2, c->from);
-        sqlite3_bind_int64(st, 3, c->to);
-        sqlite3_bind_int64(st, 4, lookback(s, c->from) > 0 ? lookback(s, c->from) : 1);
+        bind_sensor_window(st, c, s);
         if (next_row(c, st) != 1) {
             sqlite3_finalize(st);
             return -1;
@@ -473,12 +480,7 @@ static int load_files(struct ctx *c)
     r = 0;
     json_array_foreach(c->sensors, si, sj)
     {
-        sqlite3_reset(b);
-        sqlite3_bind_text(b, 1, json_string_value(json_object_get(sj, "sensor")), -1,
-                          SQLITE_TRANSIENT);
-        sqlite3_bind_int64(b, 2, c->from);
-        sqlite3_bind_int64(b, 3, c->to);
-        sqlite3_bind_int64(b, 4, lookback(sj, c->from) > 0 ? lookback(sj, c->from) : 1);
+        bind_sensor_window(b, c, sj);
         while ((r = next_row(c, b)) == 1) {
             char sensor[PF_NAME_MAX + 1], bhash[65];
             snprintf(sensor, sizeof sensor, "%s", col_text(b, 0));
@@ -547,7 +549,7 @@ static int load_buckets(struct ctx *c, int64_t width)
         sqlite3_bind_int64(st, 3, c->to);
         sqlite3_bind_text(st, 4, json_string_value(json_object_get(sj, "sensor")), -1,
                           SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 5, lookback(sj, c->from) > 0 ? lookback(sj, c->from) : 1);
+        sqlite3_bind_int64(st, 5, lookback(sj, c->from));
         while ((r = next_row(c, st)) == 1) {
             const char *sensor = col_text(st, 0);
             /* buckets sit on multiples of their width since the epoch, as hours do */
